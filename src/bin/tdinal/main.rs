@@ -1,0 +1,2 @@
+//! `tdinal`: the command-line tool (being written).
+fn main() {}

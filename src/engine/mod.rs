@@ -1,0 +1,1 @@
+//! The socklnd protocol engine, sans-IO (being written).

@@ -1,0 +1,1 @@
+//! The control interface (ptlctl/lctl ioctls), decoded and validated (being written).

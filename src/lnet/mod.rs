@@ -1,0 +1,1 @@
+//! The minimal LNet layer above the engine (being written).

@@ -1,0 +1,1 @@
+//! The user-space runtime over std sockets and threads (being written).
