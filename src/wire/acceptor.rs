@@ -1,11 +1,33 @@
 //! The LNet acceptor connection request (v1, 16 bytes, sender order) and the acceptor's
 //! classification of the first four bytes of a new connection (spec §2.1, §2.4).
 
+use static_assertions::const_assert_eq;
+
+use super::hello::{LNET_PROTO_MAGIC, LNET_PROTO_TCP_MAGIC};
+use super::nid::NID_SIZE;
 use super::{Endian, Nid, WireError};
 
 pub const LNET_PROTO_ACCEPTOR_MAGIC: u32 = 0xacce_7100;
 pub const LNET_PROTO_ACCEPTOR_VERSION: u32 = 1;
 pub const CONNREQ_SIZE: usize = 16;
+
+/// The port every node listens on and connects to (`accept_port`).
+pub const LNET_ACCEPTOR_PORT: u16 = 988;
+/// Connectors bind local ports from this one downwards ("secure" = privileged port).
+pub const LNET_ACCEPTOR_MAX_RESERVED_PORT: u16 = 1023;
+/// ... to this one.
+pub const LNET_ACCEPTOR_MIN_RESERVED_PORT: u16 = 512;
+
+pub const OFF_ACR_MAGIC: usize = 0;
+pub const OFF_ACR_VERSION: usize = OFF_ACR_MAGIC + 4;
+pub const OFF_ACR_NID: usize = OFF_ACR_VERSION + 4;
+
+// Spec §2.1 / §1.8: lnet_acceptor_connreq is 16 bytes, magic @0, version @4, nid @8.
+const_assert_eq!(OFF_ACR_MAGIC, 0);
+const_assert_eq!(OFF_ACR_VERSION, 4);
+const_assert_eq!(OFF_ACR_NID, 8);
+const_assert_eq!(OFF_ACR_NID + NID_SIZE, CONNREQ_SIZE);
+const_assert_eq!(CONNREQ_SIZE, 16);
 
 /// What the first four bytes of an accepted connection say it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,8 +44,21 @@ pub enum FirstWord {
 }
 
 /// Classifies the first four bytes as read off the wire.
+/// `Garbage` carries the word read as little-endian.
 pub fn classify_first_word(b: [u8; 4]) -> FirstWord {
-    todo!("wire helper {b:?}")
+    let le = u32::from_le_bytes(b);
+    let be = u32::from_be_bytes(b);
+    if le == LNET_PROTO_ACCEPTOR_MAGIC {
+        FirstWord::AcceptorRequest(Endian::Little)
+    } else if be == LNET_PROTO_ACCEPTOR_MAGIC {
+        FirstWord::AcceptorRequest(Endian::Big)
+    } else if le == LNET_PROTO_MAGIC || be == LNET_PROTO_MAGIC {
+        FirstWord::ProtoQuery
+    } else if le == LNET_PROTO_TCP_MAGIC || be == LNET_PROTO_TCP_MAGIC {
+        FirstWord::OldSocknal
+    } else {
+        FirstWord::Garbage(le)
+    }
 }
 
 /// A decoded acceptor connection request.
@@ -47,16 +82,69 @@ impl ConnReq {
     /// Decodes 16 bytes; detects the sender's byte order from the magic.
     /// Errors: `Short`, `BadMagic`, `UnknownVersion` (magic fine, version ≠ 1; the acceptor then
     /// replies with its own request and closes).
+    ///
+    /// Like the acceptor, this reads in three steps — magic (4 bytes), version (8), NID (16) — and
+    /// says what is wrong as soon as it can: `Short { need }` is 4, 8 or 16, so an unknown version
+    /// is reported without waiting for a NID the peer may never send. `BadMagic` carries the first
+    /// word read as little-endian.
     pub fn decode(buf: &[u8]) -> Result<(ConnReq, Endian), WireError> {
-        todo!("wire helper {}", buf.len())
+        let short = |need| WireError::Short {
+            need,
+            have: buf.len(),
+        };
+        let first: [u8; 4] = buf
+            .get(OFF_ACR_MAGIC..OFF_ACR_VERSION)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(short(OFF_ACR_VERSION))?;
+        let endian = match classify_first_word(first) {
+            FirstWord::AcceptorRequest(endian) => endian,
+            _ => return Err(WireError::BadMagic(u32::from_le_bytes(first))),
+        };
+        let version = endian
+            .get_u32(buf, OFF_ACR_VERSION)
+            .ok_or(short(OFF_ACR_NID))?;
+        if version != LNET_PROTO_ACCEPTOR_VERSION {
+            return Err(WireError::UnknownVersion(version));
+        }
+        let nid = endian
+            .get_u64(buf, OFF_ACR_NID)
+            .ok_or(short(CONNREQ_SIZE))?;
+        Ok((
+            ConnReq {
+                version,
+                nid: Nid(nid),
+            },
+            endian,
+        ))
     }
 
     /// Writes 16 bytes in `endian`.
     pub fn encode(&self, endian: Endian, out: &mut [u8]) -> Result<usize, WireError> {
-        todo!("wire helper {self:?} {endian:?} {}", out.len())
+        let short = WireError::Short {
+            need: CONNREQ_SIZE,
+            have: out.len(),
+        };
+        let req = out.get_mut(..CONNREQ_SIZE).ok_or(short)?;
+        endian
+            .put_u32(req, OFF_ACR_MAGIC, LNET_PROTO_ACCEPTOR_MAGIC)
+            .ok_or(short)?;
+        endian
+            .put_u32(req, OFF_ACR_VERSION, self.version)
+            .ok_or(short)?;
+        endian.put_u64(req, OFF_ACR_NID, self.nid.0).ok_or(short)?;
+        Ok(CONNREQ_SIZE)
     }
 
     pub fn to_bytes(&self, endian: Endian) -> [u8; CONNREQ_SIZE] {
-        todo!("wire helper {self:?} {endian:?}")
+        let mut out = [0u8; CONNREQ_SIZE];
+        // Cannot fail: the array is exactly the request size.
+        let _ = self.encode(endian, &mut out);
+        out
+    }
+
+    /// The acceptor's answer to an unknown version or a `LNET_PROTO_MAGIC` query (spec §2.4):
+    /// a version-1 request carrying NID 0, which tells the peer what we speak.
+    pub const fn version_reply() -> ConnReq {
+        ConnReq::new(Nid(0))
     }
 }

@@ -1,6 +1,10 @@
 //! socklnd hellos: V1 (72-byte little-endian LNet HELLO header + IP list) and V2/V3
 //! (`ksock_hello_msg`, 56 bytes, sender order) (spec §3.1–3.5).
 
+use static_assertions::const_assert_eq;
+
+use super::lnet::{self, LnetHdr, LnetMsg, LNET_HDR_SIZE};
+use super::nid::{NID_SIZE, PID_SIZE};
 use super::{Endian, Nid, WireError};
 
 /// `LNET_PROTO_MAGIC` ("Eric"): the V2/V3 hello magic, sender order.
@@ -13,6 +17,80 @@ pub const HELLO_V1_SIZE: usize = 72;
 pub const HELLO_V2_SIZE: usize = 56;
 /// Most IP addresses a hello may carry.
 pub const MAX_INTERFACES: usize = 16;
+/// Bytes per IP list entry.
+pub const IP_SIZE: usize = 4;
+/// The only V1 version the V1 magic may carry: major 1, minor 0.
+pub const LNET_PROTO_TCP_VERSION_MAJOR: u16 = 1;
+pub const LNET_PROTO_TCP_VERSION_MINOR: u16 = 0;
+/// `SOCKLND_CONN_NONE` on the wire.
+pub const SOCKLND_CONN_NONE_WIRE: u32 = 0xFFFF_FFFF;
+/// Bytes a reader needs before it can tell which hello (and byte order) it is reading.
+pub const HELLO_PROBE_SIZE: usize = 8;
+
+// V1 hello (spec §3.2): an LNet header of type HELLO whose `dest_nid` slot holds the magic and
+// version. The remaining offsets are the LNet header's.
+pub const OFF_V1_MAGIC: usize = 0;
+pub const OFF_V1_VERSION_MAJOR: usize = OFF_V1_MAGIC + 4;
+pub const OFF_V1_VERSION_MINOR: usize = OFF_V1_VERSION_MAJOR + 2;
+pub const OFF_V1_SRC_NID: usize = OFF_V1_VERSION_MINOR + 2;
+pub const OFF_V1_DEST_PID: usize = OFF_V1_SRC_NID + NID_SIZE;
+pub const OFF_V1_SRC_PID: usize = OFF_V1_DEST_PID + PID_SIZE;
+pub const OFF_V1_TYPE: usize = OFF_V1_SRC_PID + PID_SIZE;
+pub const OFF_V1_PAYLOAD_LENGTH: usize = OFF_V1_TYPE + 4;
+pub const OFF_V1_INCARNATION: usize = OFF_V1_PAYLOAD_LENGTH + 4;
+pub const OFF_V1_CTYPE: usize = OFF_V1_INCARNATION + 8;
+/// The IP list follows the 72 bytes.
+pub const OFF_V1_IPS: usize = HELLO_V1_SIZE;
+
+const_assert_eq!(OFF_V1_MAGIC, 0);
+const_assert_eq!(OFF_V1_VERSION_MAJOR, 4);
+const_assert_eq!(OFF_V1_VERSION_MINOR, 6);
+const_assert_eq!(OFF_V1_SRC_NID, 8);
+const_assert_eq!(OFF_V1_SRC_NID, lnet::OFF_SRC_NID);
+const_assert_eq!(OFF_V1_DEST_PID, 16);
+const_assert_eq!(OFF_V1_DEST_PID, lnet::OFF_DEST_PID);
+const_assert_eq!(OFF_V1_SRC_PID, 20);
+const_assert_eq!(OFF_V1_SRC_PID, lnet::OFF_SRC_PID);
+const_assert_eq!(OFF_V1_TYPE, 24);
+const_assert_eq!(OFF_V1_TYPE, lnet::OFF_TYPE);
+const_assert_eq!(OFF_V1_PAYLOAD_LENGTH, 28);
+const_assert_eq!(OFF_V1_PAYLOAD_LENGTH, lnet::OFF_PAYLOAD_LENGTH);
+const_assert_eq!(OFF_V1_INCARNATION, 32);
+const_assert_eq!(OFF_V1_INCARNATION, lnet::OFF_HELLO_INCARNATION);
+const_assert_eq!(OFF_V1_CTYPE, 40);
+const_assert_eq!(OFF_V1_CTYPE, lnet::OFF_HELLO_TYPE);
+const_assert_eq!(HELLO_V1_SIZE, 72);
+const_assert_eq!(HELLO_V1_SIZE, LNET_HDR_SIZE);
+const_assert_eq!(OFF_V1_IPS, 72);
+
+// V2/V3 hello (`ksock_hello_msg`, spec §3.3).
+pub const OFF_KSHM_MAGIC: usize = 0;
+pub const OFF_KSHM_VERSION: usize = OFF_KSHM_MAGIC + 4;
+pub const OFF_KSHM_SRC_NID: usize = OFF_KSHM_VERSION + 4;
+pub const OFF_KSHM_DST_NID: usize = OFF_KSHM_SRC_NID + NID_SIZE;
+pub const OFF_KSHM_SRC_PID: usize = OFF_KSHM_DST_NID + NID_SIZE;
+pub const OFF_KSHM_DST_PID: usize = OFF_KSHM_SRC_PID + PID_SIZE;
+pub const OFF_KSHM_SRC_INCARNATION: usize = OFF_KSHM_DST_PID + PID_SIZE;
+pub const OFF_KSHM_DST_INCARNATION: usize = OFF_KSHM_SRC_INCARNATION + 8;
+pub const OFF_KSHM_CTYPE: usize = OFF_KSHM_DST_INCARNATION + 8;
+pub const OFF_KSHM_NIPS: usize = OFF_KSHM_CTYPE + 4;
+pub const OFF_KSHM_IPS: usize = OFF_KSHM_NIPS + 4;
+
+const_assert_eq!(OFF_KSHM_MAGIC, 0);
+const_assert_eq!(OFF_KSHM_VERSION, 4);
+const_assert_eq!(OFF_KSHM_SRC_NID, 8);
+const_assert_eq!(OFF_KSHM_DST_NID, 16);
+const_assert_eq!(OFF_KSHM_SRC_PID, 24);
+const_assert_eq!(OFF_KSHM_DST_PID, 28);
+const_assert_eq!(OFF_KSHM_SRC_INCARNATION, 32);
+const_assert_eq!(OFF_KSHM_DST_INCARNATION, 40);
+const_assert_eq!(OFF_KSHM_CTYPE, 48);
+const_assert_eq!(OFF_KSHM_NIPS, 52);
+const_assert_eq!(OFF_KSHM_IPS, 56);
+const_assert_eq!(HELLO_V2_SIZE, OFF_KSHM_IPS);
+const_assert_eq!(HELLO_V2_SIZE, 56);
+const_assert_eq!(MAX_INTERFACES, 16);
+const_assert_eq!(HELLO_PROBE_SIZE, 8);
 
 /// socklnd protocol versions we speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,7 +105,15 @@ impl ProtoVersion {
     /// What we offer first to a peer whose version we have not learned (Linux 1.8/2.x: V3).
     pub const NEWEST: ProtoVersion = ProtoVersion::V3;
     pub fn from_wire(v: u32) -> Option<ProtoVersion> {
-        todo!("wire helper {v}")
+        match v {
+            1 => Some(ProtoVersion::V1),
+            2 => Some(ProtoVersion::V2),
+            3 => Some(ProtoVersion::V3),
+            _ => None,
+        }
+    }
+    pub const fn to_wire(self) -> u32 {
+        self as u32
     }
     /// Size of this version's hello without IP list.
     pub const fn hello_size(self) -> usize {
@@ -54,14 +140,31 @@ pub enum ConnType {
 
 impl ConnType {
     pub fn from_wire(v: u32) -> Option<ConnType> {
-        todo!("wire helper {v}")
+        match v {
+            SOCKLND_CONN_NONE_WIRE => Some(ConnType::None),
+            0 => Some(ConnType::Any),
+            1 => Some(ConnType::Control),
+            2 => Some(ConnType::BulkIn),
+            3 => Some(ConnType::BulkOut),
+            _ => None,
+        }
     }
     pub fn to_wire(self) -> u32 {
-        todo!("wire helper {self:?}")
+        match self {
+            ConnType::None => SOCKLND_CONN_NONE_WIRE,
+            ConnType::Any => 0,
+            ConnType::Control => 1,
+            ConnType::BulkIn => 2,
+            ConnType::BulkOut => 3,
+        }
     }
     /// The type the other end gives the same connection: BULK_IN ↔ BULK_OUT, others unchanged.
     pub fn inverse(self) -> ConnType {
-        todo!("wire helper {self:?}")
+        match self {
+            ConnType::BulkIn => ConnType::BulkOut,
+            ConnType::BulkOut => ConnType::BulkIn,
+            other => other,
+        }
     }
 }
 
@@ -79,10 +182,25 @@ impl IpList {
     };
     /// Builds a list; `TooManyIps` past 16, `ZeroIp` for a zero entry.
     pub fn from_slice(ips: &[u32]) -> Result<IpList, WireError> {
-        todo!("wire helper {ips:?}")
+        if ips.len() > MAX_INTERFACES {
+            return Err(WireError::TooManyIps(
+                u32::try_from(ips.len()).unwrap_or(u32::MAX),
+            ));
+        }
+        let mut list = IpList::EMPTY;
+        for (slot, &ip) in list.ips.iter_mut().zip(ips) {
+            if ip == 0 {
+                return Err(WireError::ZeroIp);
+            }
+            *slot = ip;
+        }
+        // At most 16 (checked above), so it fits a u8.
+        list.len = u8::try_from(ips.len()).unwrap_or(0);
+        Ok(list)
     }
     pub fn as_slice(&self) -> &[u32] {
-        todo!("wire helper {:?}", self.len)
+        // `len` never exceeds 16 (only `from_slice` sets it), so this is the whole list.
+        self.ips.get(..self.len()).unwrap_or(&[])
     }
     pub fn len(&self) -> usize {
         self.len as usize
@@ -108,8 +226,112 @@ pub enum HelloProbe {
 }
 
 /// Classifies the first 8 bytes of a hello. `Short` if fewer than 8 bytes are given.
+///
+/// `BadMagic` carries the first word read as little-endian; `UnknownVersion` carries the V2
+/// version in the sender's order, or for the V1 magic the LE word at offset 4 (major in the low
+/// 16 bits, minor in the high 16 bits).
 pub fn probe(buf: &[u8]) -> Result<HelloProbe, WireError> {
-    todo!("wire helper {}", buf.len())
+    let short = WireError::Short {
+        need: HELLO_PROBE_SIZE,
+        have: buf.len(),
+    };
+    let le = Endian::Little;
+    let be = Endian::Big;
+    let word0 = le.get_u32(buf, OFF_KSHM_MAGIC).ok_or(short)?;
+    let word0_be = be.get_u32(buf, OFF_KSHM_MAGIC).ok_or(short)?;
+    let endian = if word0 == LNET_PROTO_MAGIC {
+        Some(le)
+    } else if word0_be == LNET_PROTO_MAGIC {
+        Some(be)
+    } else {
+        None
+    };
+    if let Some(endian) = endian {
+        let version = endian.get_u32(buf, OFF_KSHM_VERSION).ok_or(short)?;
+        return Ok(match ProtoVersion::from_wire(version) {
+            // V1 is only ever announced by its own (TCP) magic.
+            Some(version @ (ProtoVersion::V2 | ProtoVersion::V3)) => {
+                HelloProbe::Known { version, endian }
+            }
+            _ => HelloProbe::UnknownVersion { version },
+        });
+    }
+    // The V1 magic is accepted little-endian only; swapped it is just a bad magic (spec §3.1).
+    if word0 == LNET_PROTO_TCP_MAGIC {
+        let major = le.get_u16(buf, OFF_V1_VERSION_MAJOR).ok_or(short)?;
+        let minor = le.get_u16(buf, OFF_V1_VERSION_MINOR).ok_or(short)?;
+        if major == LNET_PROTO_TCP_VERSION_MAJOR && minor == LNET_PROTO_TCP_VERSION_MINOR {
+            return Ok(HelloProbe::Known {
+                version: ProtoVersion::V1,
+                endian: le,
+            });
+        }
+        let version = le.get_u32(buf, OFF_V1_VERSION_MAJOR).ok_or(short)?;
+        return Ok(HelloProbe::UnknownVersion { version });
+    }
+    Ok(HelloProbe::BadMagic(word0))
+}
+
+/// The fixed part of a hello as read, before its IP list.
+struct FixedPart {
+    hello: Hello,
+    nips: u32,
+}
+
+fn decode_fixed_v1(fixed: &[u8]) -> Result<FixedPart, WireError> {
+    let hdr = LnetHdr::decode(fixed)?;
+    let LnetMsg::Hello {
+        incarnation,
+        conn_type,
+    } = hdr.msg
+    else {
+        return Err(WireError::BadMsgType(hdr.msg.msg_type().to_wire()));
+    };
+    if hdr.payload_length % 4 != 0 {
+        return Err(WireError::BadIpListLength(hdr.payload_length));
+    }
+    let ctype = ConnType::from_wire(conn_type).ok_or(WireError::BadConnType(conn_type))?;
+    Ok(FixedPart {
+        hello: Hello {
+            version: ProtoVersion::V1,
+            src_nid: hdr.src_nid,
+            dst_nid: Nid(0),
+            src_pid: hdr.src_pid,
+            dst_pid: hdr.dest_pid,
+            src_incarnation: incarnation,
+            dst_incarnation: 0,
+            ctype,
+            ips: IpList::EMPTY,
+        },
+        nips: hdr.payload_length / 4,
+    })
+}
+
+fn decode_fixed_v2(
+    fixed: &[u8],
+    version: ProtoVersion,
+    e: Endian,
+) -> Result<FixedPart, WireError> {
+    let short = WireError::Short {
+        need: HELLO_V2_SIZE,
+        have: fixed.len(),
+    };
+    let conn_type = e.get_u32(fixed, OFF_KSHM_CTYPE).ok_or(short)?;
+    let ctype = ConnType::from_wire(conn_type).ok_or(WireError::BadConnType(conn_type))?;
+    Ok(FixedPart {
+        hello: Hello {
+            version,
+            src_nid: Nid(e.get_u64(fixed, OFF_KSHM_SRC_NID).ok_or(short)?),
+            dst_nid: Nid(e.get_u64(fixed, OFF_KSHM_DST_NID).ok_or(short)?),
+            src_pid: e.get_u32(fixed, OFF_KSHM_SRC_PID).ok_or(short)?,
+            dst_pid: e.get_u32(fixed, OFF_KSHM_DST_PID).ok_or(short)?,
+            src_incarnation: e.get_u64(fixed, OFF_KSHM_SRC_INCARNATION).ok_or(short)?,
+            dst_incarnation: e.get_u64(fixed, OFF_KSHM_DST_INCARNATION).ok_or(short)?,
+            ctype,
+            ips: IpList::EMPTY,
+        },
+        nips: e.get_u32(fixed, OFF_KSHM_NIPS).ok_or(short)?,
+    })
 }
 
 /// A socklnd hello of any version.
@@ -135,17 +357,120 @@ impl Hello {
     /// Errors: `Short { need, .. }` (wait for `need` bytes, first 8, then the fixed part, then the
     /// IP list), `BadMagic`, `UnknownVersion`, `BadMsgType` (V1 header type ≠ HELLO),
     /// `BadIpListLength`, `TooManyIps`, `ZeroIp`, `BadConnType`, `NidAny` (src NID).
+    ///
+    /// Everything the fixed part can tell is checked before asking for the IP list, so a bad
+    /// count never makes a reader wait for bytes that will not come.
     pub fn decode(buf: &[u8]) -> Result<(Hello, Endian, usize), WireError> {
-        todo!("wire helper {}", buf.len())
+        let (version, endian) = match probe(buf)? {
+            HelloProbe::Known { version, endian } => (version, endian),
+            HelloProbe::UnknownVersion { version } => {
+                return Err(WireError::UnknownVersion(version))
+            }
+            HelloProbe::BadMagic(magic) => return Err(WireError::BadMagic(magic)),
+        };
+        let fixed_size = version.hello_size();
+        let fixed = buf.get(..fixed_size).ok_or(WireError::Short {
+            need: fixed_size,
+            have: buf.len(),
+        })?;
+        let FixedPart { mut hello, nips } = match version {
+            ProtoVersion::V1 => decode_fixed_v1(fixed)?,
+            ProtoVersion::V2 | ProtoVersion::V3 => decode_fixed_v2(fixed, version, endian)?,
+        };
+        if hello.src_nid == Nid::ANY {
+            return Err(WireError::NidAny);
+        }
+        let count = usize::try_from(nips)
+            .ok()
+            .filter(|&n| n <= MAX_INTERFACES)
+            .ok_or(WireError::TooManyIps(nips))?;
+        // count ≤ 16, so neither operation can overflow; checked anyway for the lint.
+        let total = count
+            .checked_mul(IP_SIZE)
+            .and_then(|n| n.checked_add(fixed_size))
+            .ok_or(WireError::TooManyIps(nips))?;
+        let list = buf.get(fixed_size..total).ok_or(WireError::Short {
+            need: total,
+            have: buf.len(),
+        })?;
+        let mut ips = [0u32; MAX_INTERFACES];
+        for (slot, chunk) in ips.iter_mut().zip(list.chunks_exact(IP_SIZE)) {
+            *slot = endian.get_u32(chunk, 0).ok_or(WireError::BadIpListLength(nips))?;
+        }
+        hello.ips = IpList::from_slice(ips.get(..count).unwrap_or(&[]))?;
+        Ok((hello, endian, total))
     }
 
     /// Bytes this hello occupies on the wire (fixed part + 4 × IPs).
     pub fn wire_len(&self) -> usize {
-        todo!("wire helper {self:?}")
+        // At most 72 + 64: no overflow possible, saturating keeps the lint quiet.
+        self.version
+            .hello_size()
+            .saturating_add(self.ips.len().saturating_mul(IP_SIZE))
     }
 
     /// Writes the hello (V1: always little-endian, `endian` ignored).
     pub fn encode(&self, endian: Endian, out: &mut [u8]) -> Result<usize, WireError> {
-        todo!("wire helper {self:?} {endian:?} {}", out.len())
+        let total = self.wire_len();
+        let short = WireError::Short {
+            need: total,
+            have: out.len(),
+        };
+        let out = out.get_mut(..total).ok_or(short)?;
+        // ≤ 16 entries (IpList's invariant).
+        let nips = u32::try_from(self.ips.len()).map_err(|_| short)?;
+        let (endian, ips_at) = match self.version {
+            ProtoVersion::V1 => {
+                let le = Endian::Little;
+                let hdr = LnetHdr {
+                    // Overwritten below by the magic and version.
+                    dest_nid: Nid(0),
+                    src_nid: self.src_nid,
+                    dest_pid: self.dst_pid,
+                    src_pid: self.src_pid,
+                    payload_length: nips.saturating_mul(4),
+                    msg: LnetMsg::Hello {
+                        incarnation: self.src_incarnation,
+                        conn_type: self.ctype.to_wire(),
+                    },
+                };
+                hdr.encode(out)?;
+                le.put_u32(out, OFF_V1_MAGIC, LNET_PROTO_TCP_MAGIC)
+                    .ok_or(short)?;
+                le.put_u16(out, OFF_V1_VERSION_MAJOR, LNET_PROTO_TCP_VERSION_MAJOR)
+                    .ok_or(short)?;
+                le.put_u16(out, OFF_V1_VERSION_MINOR, LNET_PROTO_TCP_VERSION_MINOR)
+                    .ok_or(short)?;
+                (le, OFF_V1_IPS)
+            }
+            ProtoVersion::V2 | ProtoVersion::V3 => {
+                let e = endian;
+                e.put_u32(out, OFF_KSHM_MAGIC, LNET_PROTO_MAGIC)
+                    .ok_or(short)?;
+                e.put_u32(out, OFF_KSHM_VERSION, self.version.to_wire())
+                    .ok_or(short)?;
+                e.put_u64(out, OFF_KSHM_SRC_NID, self.src_nid.0)
+                    .ok_or(short)?;
+                e.put_u64(out, OFF_KSHM_DST_NID, self.dst_nid.0)
+                    .ok_or(short)?;
+                e.put_u32(out, OFF_KSHM_SRC_PID, self.src_pid)
+                    .ok_or(short)?;
+                e.put_u32(out, OFF_KSHM_DST_PID, self.dst_pid)
+                    .ok_or(short)?;
+                e.put_u64(out, OFF_KSHM_SRC_INCARNATION, self.src_incarnation)
+                    .ok_or(short)?;
+                e.put_u64(out, OFF_KSHM_DST_INCARNATION, self.dst_incarnation)
+                    .ok_or(short)?;
+                e.put_u32(out, OFF_KSHM_CTYPE, self.ctype.to_wire())
+                    .ok_or(short)?;
+                e.put_u32(out, OFF_KSHM_NIPS, nips).ok_or(short)?;
+                (e, OFF_KSHM_IPS)
+            }
+        };
+        let list = out.get_mut(ips_at..).ok_or(short)?;
+        for (chunk, &ip) in list.chunks_exact_mut(IP_SIZE).zip(self.ips.as_slice()) {
+            endian.put_u32(chunk, 0, ip).ok_or(short)?;
+        }
+        Ok(total)
     }
 }

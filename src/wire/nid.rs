@@ -3,7 +3,37 @@
 use core::fmt;
 use core::str::FromStr;
 
+use static_assertions::const_assert_eq;
+
 use super::WireError;
+
+/// Size of a NID on the wire (`lnet_nid_t`).
+pub const NID_SIZE: usize = 8;
+/// Size of a PID on the wire (`lnet_pid_t`).
+pub const PID_SIZE: usize = 4;
+/// Offsets inside a packed process id (`lnet_process_id_packed`): NID then PID.
+pub const OFF_PROCESS_ID_NID: usize = 0;
+pub const OFF_PROCESS_ID_PID: usize = OFF_PROCESS_ID_NID + NID_SIZE;
+/// Size of a packed process id.
+pub const PROCESS_ID_PACKED_SIZE: usize = OFF_PROCESS_ID_PID + PID_SIZE;
+/// Offsets inside a wire handle (`lnet_handle_wire`): interface cookie then object cookie.
+pub const OFF_WH_INTERFACE_COOKIE: usize = 0;
+pub const OFF_WH_OBJECT_COOKIE: usize = OFF_WH_INTERFACE_COOKIE + 8;
+/// Size of a wire handle.
+pub const WIRE_HANDLE_SIZE: usize = OFF_WH_OBJECT_COOKIE + 8;
+/// `LNET_PID_RESERVED`: PID bits no process may use.
+pub const LNET_PID_RESERVED: u32 = 0xf000_0000;
+
+// Spec §1.1 / §1.8 (wirecheck): sizes and offsets of the scalar wire types.
+const_assert_eq!(NID_SIZE, 8);
+const_assert_eq!(PID_SIZE, 4);
+const_assert_eq!(OFF_PROCESS_ID_NID, 0);
+const_assert_eq!(OFF_PROCESS_ID_PID, 8);
+const_assert_eq!(PROCESS_ID_PACKED_SIZE, 12);
+const_assert_eq!(OFF_WH_INTERFACE_COOKIE, 0);
+const_assert_eq!(OFF_WH_OBJECT_COOKIE, 8);
+const_assert_eq!(WIRE_HANDLE_SIZE, 16);
+const_assert_eq!(core::mem::size_of::<u64>(), NID_SIZE);
 
 /// LND type numbers (spec §1.3): the byte at bits 55..48 of a NID.
 pub mod lnd {
@@ -125,46 +155,254 @@ impl WireHandle {
     pub const fn is_none(&self) -> bool {
         self.interface_cookie == u64::MAX && self.object_cookie == u64::MAX
     }
+
+    /// Reads the 16 bytes at `off` (both cookies little-endian, like the rest of the LNet header).
+    pub fn read(buf: &[u8], off: usize) -> Option<WireHandle> {
+        let le = super::Endian::Little;
+        Some(WireHandle {
+            interface_cookie: le.get_u64(buf, off.checked_add(OFF_WH_INTERFACE_COOKIE)?)?,
+            object_cookie: le.get_u64(buf, off.checked_add(OFF_WH_OBJECT_COOKIE)?)?,
+        })
+    }
+
+    /// Writes the 16 bytes at `off`.
+    pub fn write(&self, buf: &mut [u8], off: usize) -> Option<()> {
+        let le = super::Endian::Little;
+        le.put_u64(
+            buf,
+            off.checked_add(OFF_WH_INTERFACE_COOKIE)?,
+            self.interface_cookie,
+        )?;
+        le.put_u64(buf, off.checked_add(OFF_WH_OBJECT_COOKIE)?, self.object_cookie)
+    }
+}
+
+/// How an LND writes the address part of its NIDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AddrStyle {
+    /// Dotted quad of the host-order IPv4 address (`192.168.0.1`).
+    Ipv4,
+    /// Unsigned decimal (`lo`, `elan`, `ptl`, `gni`, …).
+    Decimal,
+    /// `0x`-prefixed hexadecimal (`gm`).
+    Hex,
+}
+
+/// The known LNDs: type number, name, address style (spec §1.3, §1.4). TOFULND (17) has no name
+/// and therefore prints as `<17:num>`. The address styles of `kfi`, `efa` and `bxi3f` are not in
+/// the spec: kfi and bxi3f use fabric-assigned numbers (decimal), efa uses the IPv4 address.
+const LNDS: &[(u8, &str, AddrStyle)] = &[
+    (lnd::QSWLND, "elan", AddrStyle::Decimal),
+    (lnd::SOCKLND, "tcp", AddrStyle::Ipv4),
+    (lnd::GMLND, "gm", AddrStyle::Hex),
+    (lnd::PTLLND, "ptl", AddrStyle::Decimal),
+    (lnd::O2IBLND, "o2ib", AddrStyle::Ipv4),
+    (lnd::CIBLND, "cib", AddrStyle::Ipv4),
+    (lnd::OPENIBLND, "openib", AddrStyle::Ipv4),
+    (lnd::IIBLND, "iib", AddrStyle::Ipv4),
+    (lnd::LOLND, "lo", AddrStyle::Decimal),
+    (lnd::RALND, "ra", AddrStyle::Ipv4),
+    (lnd::VIBLND, "vib", AddrStyle::Ipv4),
+    (lnd::MXLND, "mx", AddrStyle::Ipv4),
+    (lnd::GNILND, "gni", AddrStyle::Decimal),
+    (lnd::GNIIPLND, "gip", AddrStyle::Ipv4),
+    (lnd::PTL4LND, "ptlf", AddrStyle::Decimal),
+    (lnd::KFILND, "kfi", AddrStyle::Decimal),
+    (lnd::EFALND, "efa", AddrStyle::Ipv4),
+    (lnd::BXI3LND, "bxi3f", AddrStyle::Decimal),
+];
+
+fn lnd_entry(lnd_type: u8) -> Option<(&'static str, AddrStyle)> {
+    LNDS.iter()
+        .find(|(t, _, _)| *t == lnd_type)
+        .map(|&(_, name, style)| (name, style))
 }
 
 /// The suffix Lustre writes for an LND type (`tcp`, `o2ib`, `lo`, …), if it has one.
 pub fn lnd_name(lnd_type: u8) -> Option<&'static str> {
-    todo!("wire helper: table of spec §1.3 names; {lnd_type}")
+    lnd_entry(lnd_type).map(|(name, _)| name)
+}
+
+/// The LND type whose suffix is exactly `name`.
+pub fn lnd_from_name(name: &str) -> Option<u8> {
+    LNDS.iter().find(|(_, n, _)| *n == name).map(|&(t, _, _)| t)
+}
+
+/// Writes a host-order IPv4 address as a dotted quad.
+struct DottedQuad(u32);
+
+impl fmt::Display for DottedQuad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d] = self.0.to_be_bytes();
+        write!(f, "{a}.{b}.{c}.{d}")
+    }
 }
 
 impl fmt::Display for Net {
     /// `tcp`, `tcp1`, `o2ib3`; unknown LND types as `<type:num>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!("wire helper {f:p}")
+        match (lnd_name(self.lnd()), self.num()) {
+            (Some(name), 0) => f.write_str(name),
+            (Some(name), num) => write!(f, "{name}{num}"),
+            (None, num) => write!(f, "<{}:{num}>", self.lnd()),
+        }
     }
 }
 
 impl fmt::Display for Nid {
     /// As Lustre writes it: `192.168.0.1@tcp`, `10.0.0.5@tcp1`, `0@lo`, `<addr-hex>@<type:num>`.
+    /// `LNET_NID_ANY` prints as `<?>`, as Lustre's own formatter does.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!("wire helper {f:p}")
+        if *self == Nid::ANY {
+            return f.write_str("<?>");
+        }
+        let addr = self.addr();
+        match lnd_entry(self.lnd()) {
+            None => write!(f, "{addr:x}@{}", self.net()),
+            Some((_, AddrStyle::Ipv4)) => write!(f, "{}@{}", DottedQuad(addr), self.net()),
+            Some((_, AddrStyle::Decimal)) => write!(f, "{addr}@{}", self.net()),
+            Some((_, AddrStyle::Hex)) => write!(f, "0x{addr:x}@{}", self.net()),
+        }
+    }
+}
+
+/// Parses a non-empty run of ASCII decimal digits into a u32 (no sign, no spaces: `str::parse`
+/// alone would accept a leading `+`).
+fn parse_dec_u32(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn parse_hex_u32(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(s, 16).ok()
+}
+
+/// `a.b.c.d`, each part decimal 0..=255, into a host-order integer.
+fn parse_ipv4(s: &str) -> Option<u32> {
+    let mut parts = s.split('.');
+    let mut octets = [0u8; 4];
+    for octet in octets.iter_mut() {
+        let part = parts.next()?;
+        *octet = u8::try_from(parse_dec_u32(part)?).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(u32::from_be_bytes(octets))
+}
+
+/// A numeric address as Lustre's numeric LNDs accept it: `0x`/`0X` hex or decimal.
+fn parse_num_addr(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => parse_hex_u32(hex),
+        None => parse_dec_u32(s),
+    }
+}
+
+impl FromStr for Net {
+    type Err = WireError;
+    /// `tcp`, `tcp1`, `o2ib3`, and `<type:num>` (the form [`Net`]'s `Display` gives unknown
+    /// LNDs). `lo` takes no number.
+    fn from_str(s: &str) -> Result<Net, WireError> {
+        if let Some(inner) = s.strip_prefix('<').and_then(|r| r.strip_suffix('>')) {
+            let (t, n) = inner.split_once(':').ok_or(WireError::BadNidString)?;
+            let lnd_type = parse_dec_u32(t)
+                .and_then(|v| u8::try_from(v).ok())
+                .ok_or(WireError::BadNidString)?;
+            let num = parse_dec_u32(n)
+                .and_then(|v| u16::try_from(v).ok())
+                .ok_or(WireError::BadNidString)?;
+            return Ok(Net::new(lnd_type, num));
+        }
+        // Names never end in a digit, so "name" + "digits" splits unambiguously ("ptlf" vs
+        // "ptl" included: "ptlf" leaves "f", which is not a number).
+        for &(lnd_type, name, _) in LNDS {
+            let Some(rest) = s.strip_prefix(name) else {
+                continue;
+            };
+            if rest.is_empty() {
+                return Ok(Net::new(lnd_type, 0));
+            }
+            if lnd_type == lnd::LOLND {
+                return Err(WireError::BadNidString);
+            }
+            if let Some(num) = parse_dec_u32(rest).and_then(|v| u16::try_from(v).ok()) {
+                return Ok(Net::new(lnd_type, num));
+            }
+        }
+        Err(WireError::BadNidString)
     }
 }
 
 impl FromStr for Nid {
     type Err = WireError;
     /// Parses `a.b.c.d@tcp[N]`, `0@lo`, a bare `a.b.c.d` (= tcp0), and the other IP LNDs.
+    /// Also accepts what [`Nid`]'s `Display` writes for other cases: numeric LNDs
+    /// (`5@gni`, `0x1f@gm`), unknown LNDs (`c0a80001@<17:0>`) and `LNET_NID_ANY` (`<?>`, or `*`
+    /// as the tools write it).
     fn from_str(s: &str) -> Result<Nid, WireError> {
-        todo!("wire helper {s}")
+        if s == "<?>" || s == "*" {
+            return Ok(Nid::ANY);
+        }
+        let Some((addr_str, net_str)) = s.split_once('@') else {
+            let addr = parse_ipv4(s).ok_or(WireError::BadNidString)?;
+            return Ok(Nid::new(Net::TCP0, addr));
+        };
+        let net: Net = net_str.parse()?;
+        let addr = match lnd_entry(net.lnd()) {
+            None => parse_hex_u32(addr_str),
+            Some((_, AddrStyle::Ipv4)) => parse_ipv4(addr_str),
+            // Loopback has exactly one address (spec §1.4: `0@lo`).
+            Some((_, AddrStyle::Decimal)) if net.lnd() == lnd::LOLND => {
+                (addr_str == "0").then_some(0)
+            }
+            Some((_, AddrStyle::Decimal | AddrStyle::Hex)) => parse_num_addr(addr_str),
+        }
+        .ok_or(WireError::BadNidString)?;
+        Ok(Nid::new(net, addr))
     }
 }
 
 impl fmt::Display for ProcessId {
     /// `12345-192.168.0.1@tcp`; `U` prefix when the user flag is set.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!("wire helper {f:p}")
+        if self.pid == LNET_PID_ANY {
+            return write!(f, "LNET_PID_ANY-{}", self.nid);
+        }
+        if self.pid & LNET_PID_USERFLAG != 0 {
+            write!(f, "U{}-{}", self.pid & !LNET_PID_USERFLAG, self.nid)
+        } else {
+            write!(f, "{}-{}", self.pid, self.nid)
+        }
     }
 }
 
 impl FromStr for ProcessId {
     type Err = WireError;
-    /// `<pid>-<nid>` or a bare NID (PID 12345).
+    /// `<pid>-<nid>` or a bare NID (PID 12345); also `U<pid>-<nid>` (user flag) and
+    /// `LNET_PID_ANY-<nid>`, as [`ProcessId`]'s `Display` writes them.
     fn from_str(s: &str) -> Result<ProcessId, WireError> {
-        todo!("wire helper {s}")
+        // NIDs never contain '-', so the first '-' separates the PID.
+        let Some((pid_str, nid_str)) = s.split_once('-') else {
+            return Ok(ProcessId::lustre(s.parse()?));
+        };
+        let nid: Nid = nid_str.parse()?;
+        let pid = if pid_str == "LNET_PID_ANY" {
+            LNET_PID_ANY
+        } else if let Some(user) = pid_str.strip_prefix('U') {
+            let raw = parse_dec_u32(user).ok_or(WireError::BadNidString)?;
+            if raw & LNET_PID_USERFLAG != 0 {
+                return Err(WireError::BadNidString);
+            }
+            raw | LNET_PID_USERFLAG
+        } else {
+            parse_dec_u32(pid_str).ok_or(WireError::BadNidString)?
+        };
+        Ok(ProcessId { nid, pid })
     }
 }
