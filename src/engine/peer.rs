@@ -1,0 +1,90 @@
+//! A peer (one remote LNet process): where to connect to it, which connections it has, what was
+//! learned about it (protocol, incarnation), its zero-copy sends awaiting ACKs and the messages
+//! waiting for a connection.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use super::tx::Tx;
+use super::types::{ConnId, Time};
+use crate::wire::{ProcessId, ProtoVersion};
+
+/// An address we connect to (ksocklnd's "route" / "conn_cb").
+pub struct Route {
+    pub ip: u32,
+    pub port: u16,
+    /// The active connection attempt in progress, if any (one at a time).
+    pub connecting: Option<ConnId>,
+    /// Current backoff after failures (0 = retry at once).
+    pub retry_ms: u64,
+    pub next_try: Time,
+    /// Times this route was added (`add_peer` of an existing route).
+    pub share_count: u32,
+    /// Created by an explicit connect: keep every wanted connection up.
+    pub persistent: bool,
+}
+
+/// A zero-copy send fully written and waiting for its ZC-ACK.
+pub struct ZcWait<P> {
+    pub cookie: u64,
+    pub tx: Tx<P>,
+    pub deadline: Time,
+    pub conn: ConnId,
+}
+
+/// A message waiting for a suitable connection.
+pub struct Parked<P> {
+    pub tx: Tx<P>,
+    pub deadline: Time,
+}
+
+pub struct Peer<P> {
+    pub id: ProcessId,
+    pub routes: Vec<Route>,
+    /// Established connections.
+    pub conns: Vec<ConnId>,
+    /// Handshakes in progress with this peer (either direction).
+    pub handshaking: u32,
+    /// Protocol and incarnation of the current session (from its first connection); forgotten
+    /// when the last connection closes.
+    pub session: Option<(ProtoVersion, u64)>,
+    /// A version learned from a fallback reply, to offer on the next attempt.
+    pub learned: Option<ProtoVersion>,
+    pub zc_next: u64,
+    pub zc_wait: Vec<ZcWait<P>>,
+    pub parked: VecDeque<Parked<P>>,
+    /// Last "aliveness news": bytes received, or sent bytes confirmed written.
+    pub last_alive: Time,
+    pub last_keepalive: Time,
+}
+
+impl<P> Peer<P> {
+    pub fn new(id: ProcessId, now: Time) -> Peer<P> {
+        Peer {
+            id,
+            routes: Vec::new(),
+            conns: Vec::new(),
+            handshaking: 0,
+            session: None,
+            learned: None,
+            zc_next: super::zc::FIRST_COOKIE,
+            zc_wait: Vec::new(),
+            parked: VecDeque::new(),
+            last_alive: now,
+            last_keepalive: Time(0),
+        }
+    }
+
+    pub fn connecting(&self) -> bool {
+        self.handshaking > 0 || self.routes.iter().any(|r| r.connecting.is_some())
+    }
+
+    /// Nothing left that needs this record.
+    pub fn is_idle(&self) -> bool {
+        self.routes.is_empty()
+            && self.conns.is_empty()
+            && self.handshaking == 0
+            && self.zc_wait.is_empty()
+            && self.parked.is_empty()
+    }
+}

@@ -1,0 +1,369 @@
+//! A connection's transmit queue: messages waiting to be written, their headers packed at first
+//! transmission (when the checksum is computed and no ACK can be folded in any more), ZC-ACK
+//! piggybacking, and the slices a runtime writes straight from the callers' buffers.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use super::payload::TxPayload;
+use super::proto::{Protocol, ZcAckStyle};
+use super::types::TxId;
+use super::zc;
+use crate::wire::csum::{crc32_le, CRC32_SEED};
+use crate::wire::ksock::KSOCK_HDR_SIZE;
+use crate::wire::lnet::LNET_HDR_SIZE;
+use crate::wire::{Endian, KsockHdr, LnetHdr};
+
+/// Largest packed head: ksock header + LNet header.
+pub const MAX_HEAD: usize = KSOCK_HDR_SIZE + LNET_HDR_SIZE;
+
+/// What a queued transmission is.
+pub enum TxKind<P> {
+    /// Handshake bytes (connreq and/or hello), written as they are.
+    Raw(Vec<u8>),
+    /// A ksock NOOP (ZC-ACKs or keepalive), V2/V3 only.
+    Noop,
+    /// An LNet message from the upper layer.
+    Lnet {
+        id: TxId,
+        hdr: LnetHdr,
+        payload: Option<P>,
+    },
+}
+
+/// One queued transmission.
+pub struct Tx<P> {
+    pub kind: TxKind<P>,
+    /// Cookies and checksum; mutable until the transmission starts.
+    pub ksock: KsockHdr,
+    /// A V3 NOOP that may still absorb ACKs.
+    pub carrier: bool,
+    /// Packed framing (ksock header and/or LNet header), valid once `started`.
+    head: [u8; MAX_HEAD],
+    head_len: u8,
+    pub started: bool,
+    /// Bytes the runtime has confirmed written.
+    pub committed: usize,
+    /// A zero-copy send whose ZC-ACK arrived before its last bytes were confirmed written.
+    pub acked: bool,
+}
+
+impl<P: TxPayload> Tx<P> {
+    pub fn new_raw(bytes: Vec<u8>) -> Tx<P> {
+        Tx::new(TxKind::Raw(bytes))
+    }
+    pub fn new_noop(ack: u64) -> Tx<P> {
+        let mut tx = Tx::new(TxKind::Noop);
+        tx.ksock = KsockHdr::noop(ack);
+        tx.carrier = true;
+        tx
+    }
+    pub fn new_lnet(id: TxId, hdr: LnetHdr, payload: Option<P>) -> Tx<P> {
+        Tx::new(TxKind::Lnet { id, hdr, payload })
+    }
+    fn new(kind: TxKind<P>) -> Tx<P> {
+        Tx {
+            kind,
+            ksock: KsockHdr::lnet(),
+            carrier: false,
+            head: [0; MAX_HEAD],
+            head_len: 0,
+            started: false,
+            committed: 0,
+            acked: false,
+        }
+    }
+
+    pub fn is_lnet(&self) -> bool {
+        matches!(self.kind, TxKind::Lnet { .. })
+    }
+    pub fn is_noop(&self) -> bool {
+        matches!(self.kind, TxKind::Noop)
+    }
+    pub fn payload_len(&self) -> usize {
+        match &self.kind {
+            TxKind::Lnet {
+                payload: Some(p), ..
+            } => p.len(),
+            _ => 0,
+        }
+    }
+
+    /// Bytes this transmission puts on the wire under `proto`.
+    pub fn wire_len(&self, proto: &Protocol) -> usize {
+        let ks = if proto.ksock_header {
+            KSOCK_HDR_SIZE
+        } else {
+            0
+        };
+        match &self.kind {
+            TxKind::Raw(b) => b.len(),
+            TxKind::Noop => KSOCK_HDR_SIZE,
+            TxKind::Lnet { .. } => ks
+                .saturating_add(LNET_HDR_SIZE)
+                .saturating_add(self.payload_len()),
+        }
+    }
+
+    /// Packs the framing; called once, when the transmission starts. `csum` asks for a V2
+    /// checksum over everything (with `corrupt` adding one to it, for `inject_csum_error`).
+    fn pack(&mut self, proto: &Protocol, endian: Endian, csum: bool, corrupt: bool) {
+        let mut len = 0usize;
+        if let TxKind::Raw(_) = self.kind {
+            self.started = true;
+            return;
+        }
+        if proto.ksock_header {
+            self.ksock.csum = 0;
+            if let Some(dst) = self.head.get_mut(..KSOCK_HDR_SIZE) {
+                let _ = self.ksock.encode(endian, dst);
+                len = KSOCK_HDR_SIZE;
+            }
+        }
+        if let TxKind::Lnet { hdr, .. } = &self.kind {
+            if let Some(dst) = self.head.get_mut(len..len.saturating_add(LNET_HDR_SIZE)) {
+                let _ = hdr.encode(dst);
+                len = len.saturating_add(LNET_HDR_SIZE);
+            }
+        }
+        if csum && proto.ksock_header {
+            let mut crc = crc32_le(CRC32_SEED, self.head.get(..len).unwrap_or(&[]));
+            if let TxKind::Lnet {
+                payload: Some(p), ..
+            } = &self.kind
+            {
+                for i in 0..p.frag_count() {
+                    crc = crc32_le(crc, p.frag(i));
+                }
+            }
+            if corrupt {
+                crc = crc.wrapping_add(1);
+            }
+            self.ksock.csum = crc;
+            if let Some(dst) = self.head.get_mut(..KSOCK_HDR_SIZE) {
+                let _ = self.ksock.encode(endian, dst);
+            }
+        }
+        self.head_len = len as u8;
+        self.started = true;
+    }
+
+    /// Pushes the slices of this transmission from byte `skip` on into `out`; returns how many.
+    fn slices<'a>(&'a self, mut skip: usize, out: &mut [&'a [u8]]) -> usize {
+        let mut n = 0usize;
+        let mut push = |s: &'a [u8], skip: &mut usize| {
+            if s.len() <= *skip {
+                *skip = skip.saturating_sub(s.len());
+                return true;
+            }
+            let Some(slot) = out.get_mut(n) else {
+                return false;
+            };
+            *slot = s.get(*skip..).unwrap_or(&[]);
+            *skip = 0;
+            n = n.saturating_add(1);
+            true
+        };
+        match &self.kind {
+            TxKind::Raw(b) => {
+                push(b, &mut skip);
+            }
+            TxKind::Noop | TxKind::Lnet { payload: None, .. } => {
+                push(
+                    self.head.get(..self.head_len as usize).unwrap_or(&[]),
+                    &mut skip,
+                );
+            }
+            TxKind::Lnet {
+                payload: Some(p), ..
+            } => {
+                if push(
+                    self.head.get(..self.head_len as usize).unwrap_or(&[]),
+                    &mut skip,
+                ) {
+                    for i in 0..p.frag_count() {
+                        if !push(p.frag(i), &mut skip) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        n
+    }
+}
+
+/// How transmissions are framed when they start.
+pub struct Framing<'c> {
+    pub proto: &'static Protocol,
+    /// Our byte order for sender-order structures.
+    pub endian: Endian,
+    /// `enable_csum` (applies where the protocol generates checksums: V2).
+    pub csum: bool,
+    /// `inject_csum_error`: corrupt the next checksum generated, then clear.
+    pub corrupt: &'c mut bool,
+}
+
+/// A connection's queue of transmissions.
+pub struct TxQueue<P> {
+    pub q: VecDeque<Tx<P>>,
+    /// Bytes queued and not yet committed.
+    pub queued_bytes: u64,
+}
+
+impl<P: TxPayload> Default for TxQueue<P> {
+    fn default() -> Self {
+        TxQueue {
+            q: VecDeque::new(),
+            queued_bytes: 0,
+        }
+    }
+}
+
+impl<P: TxPayload> TxQueue<P> {
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    /// Queues an LNet message, applying the piggyback rules: on V2 a queued NOOP that carries an
+    /// ACK gives its cookie and its place to the message; otherwise it goes to the back.
+    pub fn push_lnet(&mut self, mut tx: Tx<P>, proto: &Protocol) {
+        self.queued_bytes = self.queued_bytes.saturating_add(tx.wire_len(proto) as u64);
+        if proto.zc_ack == ZcAckStyle::Piggyback && tx.ksock.zc_cookies[1] == 0 {
+            if let Some(pos) = self.q.iter().position(|t| !t.started && t.is_noop()) {
+                if let Some(noop) = self.q.get_mut(pos) {
+                    tx.ksock.zc_cookies[1] = noop.ksock.zc_cookies[1];
+                    let old = core::mem::replace(noop, tx);
+                    self.queued_bytes =
+                        self.queued_bytes.saturating_sub(old.wire_len(proto) as u64);
+                    return;
+                }
+            }
+        }
+        self.q.push_back(tx);
+    }
+
+    /// Queues raw handshake bytes or a NOOP at the back.
+    pub fn push_back(&mut self, tx: Tx<P>, proto: &Protocol) {
+        self.queued_bytes = self.queued_bytes.saturating_add(tx.wire_len(proto) as u64);
+        self.q.push_back(tx);
+    }
+
+    /// Queues ZC-ACK `cookie` on this connection by the protocol's rules (spec §4.4).
+    /// Returns true if a new NOOP was queued (the runtime must be told there is data).
+    pub fn queue_zc_ack(&mut self, cookie: u64, style: ZcAckStyle, proto: &Protocol) -> bool {
+        match style {
+            ZcAckStyle::None => false,
+            ZcAckStyle::Piggyback => {
+                // The carrier: the first not-started LNet message without an ACK.
+                if let Some(t) = self
+                    .q
+                    .iter_mut()
+                    .find(|t| !t.started && t.is_lnet() && t.ksock.zc_cookies[1] == 0)
+                {
+                    t.ksock.zc_cookies[1] = cookie;
+                    return false;
+                }
+                self.push_back(Tx::new_noop(cookie), proto);
+                true
+            }
+            ZcAckStyle::MergeNoops => {
+                if let Some(t) = self
+                    .q
+                    .iter_mut()
+                    .rev()
+                    .find(|t| !t.started && t.is_noop() && t.carrier)
+                {
+                    if zc::merge_into_noop(&mut t.ksock.zc_cookies, &mut t.carrier, cookie) {
+                        return false;
+                    }
+                }
+                self.push_back(Tx::new_noop(cookie), proto);
+                true
+            }
+        }
+    }
+
+    /// Prepares and returns up to `out.len()` slices of unwritten bytes, starting with the head
+    /// of the queue. Every transmission included is started (framing packed, no more ACKs
+    /// folded in). `before_start` runs on each transmission about to start (cookie assignment).
+    pub fn slices<'a>(
+        &'a mut self,
+        how: Framing<'_>,
+        max_bytes: usize,
+        mut before_start: impl FnMut(&mut Tx<P>),
+        out: &mut [&'a [u8]],
+    ) -> usize {
+        let Framing {
+            proto,
+            endian,
+            csum,
+            corrupt,
+        } = how;
+        // First pass (mutable): start what will be offered.
+        let mut budget = max_bytes;
+        let mut take = 0usize;
+        for tx in self.q.iter_mut() {
+            if budget == 0 {
+                break;
+            }
+            if !tx.started {
+                before_start(tx);
+                let c = csum && !matches!(tx.kind, TxKind::Raw(_));
+                tx.pack(proto, endian, c && proto.generates_csum, *corrupt && c);
+                if c && proto.generates_csum {
+                    *corrupt = false;
+                }
+            }
+            budget = budget.saturating_sub(tx.wire_len(proto).saturating_sub(tx.committed));
+            take = take.saturating_add(1);
+        }
+        // Second pass (shared): lend the bytes.
+        let this: &'a Self = self;
+        let mut n = 0usize;
+        for tx in this.q.iter().take(take) {
+            let Some(rest) = out.get_mut(n..) else { break };
+            if rest.is_empty() {
+                break;
+            }
+            n = n.saturating_add(tx.slices(tx.committed, rest));
+        }
+        n
+    }
+
+    /// Records `n` bytes written; pops and returns the transmissions now complete, in order.
+    pub fn commit(
+        &mut self,
+        mut n: usize,
+        proto: &Protocol,
+        done: &mut impl FnMut(Tx<P>),
+    ) -> usize {
+        let mut consumed = 0usize;
+        while n > 0 {
+            let Some(front) = self.q.front_mut() else {
+                break;
+            };
+            let left = front.wire_len(proto).saturating_sub(front.committed);
+            let k = left.min(n);
+            front.committed = front.committed.saturating_add(k);
+            n = n.saturating_sub(k);
+            consumed = consumed.saturating_add(k);
+            self.queued_bytes = self.queued_bytes.saturating_sub(k as u64);
+            if front.committed >= front.wire_len(proto) {
+                if let Some(tx) = self.q.pop_front() {
+                    done(tx);
+                }
+            } else {
+                break;
+            }
+        }
+        // Zero-length leftovers (cannot happen with real framing) are popped too.
+        consumed
+    }
+
+    /// Whether any transmission has been started but not completely written (bytes may be in
+    /// an in-flight send).
+    pub fn has_started(&self) -> bool {
+        self.q.front().is_some_and(|t| t.started)
+    }
+}
