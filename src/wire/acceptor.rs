@@ -148,3 +148,100 @@ impl ConnReq {
         ConnReq::new(Nid(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// Appendix A.1: connreq from B to A, little-endian sender.
+    const A1: [u8; 16] = [
+        0x00, 0x71, 0xce, 0xac, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0xa8, 0xc0, 0x00, 0x00, 0x02,
+        0x00,
+    ];
+    const A: Nid = Nid(0x0002_0000_C0A8_0001);
+
+    /// Byte-swaps each field of a connreq: what a big-endian sender writes.
+    fn swapped(le: [u8; 16]) -> [u8; 16] {
+        let mut be = le;
+        be[0..4].reverse();
+        be[4..8].reverse();
+        be[8..16].reverse();
+        be
+    }
+
+    #[test]
+    fn appendix_a1_both_orders() {
+        assert_eq!(ConnReq::decode(&A1), Ok((ConnReq::new(A), Endian::Little)));
+        assert_eq!(ConnReq::new(A).to_bytes(Endian::Little), A1);
+        let be = swapped(A1);
+        assert_eq!(ConnReq::decode(&be), Ok((ConnReq::new(A), Endian::Big)));
+        assert_eq!(ConnReq::new(A).to_bytes(Endian::Big), be);
+    }
+
+    #[test]
+    fn short_steps_follow_the_acceptor() {
+        for len in 0..16 {
+            let need = match len {
+                0..=3 => 4,
+                4..=7 => 8,
+                _ => 16,
+            };
+            assert_eq!(
+                ConnReq::decode(&A1[..len]),
+                Err(WireError::Short { need, have: len })
+            );
+        }
+        let mut out = [0u8; 15];
+        assert_eq!(
+            ConnReq::new(A).encode(Endian::Little, &mut out),
+            Err(WireError::Short { need: 16, have: 15 })
+        );
+    }
+
+    #[test]
+    fn bad_magic_and_version() {
+        let mut bad = A1;
+        bad[0] = 0x01;
+        assert_eq!(
+            ConnReq::decode(&bad[..4]),
+            Err(WireError::BadMagic(0xacce_7101))
+        );
+        let mut v2 = A1;
+        v2[4] = 2;
+        // Reported from the first 8 bytes: the acceptor replies without reading a NID.
+        assert_eq!(ConnReq::decode(&v2[..8]), Err(WireError::UnknownVersion(2)));
+        let v2_be = swapped(v2);
+        assert_eq!(ConnReq::decode(&v2_be), Err(WireError::UnknownVersion(2)));
+        assert_eq!(
+            ConnReq::version_reply().to_bytes(Endian::Little),
+            [0x00, 0x71, 0xce, 0xac, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn first_word_classification() {
+        assert_eq!(
+            classify_first_word([0x00, 0x71, 0xce, 0xac]),
+            FirstWord::AcceptorRequest(Endian::Little)
+        );
+        assert_eq!(
+            classify_first_word([0xac, 0xce, 0x71, 0x00]),
+            FirstWord::AcceptorRequest(Endian::Big)
+        );
+        assert_eq!(classify_first_word(*b"cirE"), FirstWord::ProtoQuery);
+        assert_eq!(classify_first_word(*b"Eric"), FirstWord::ProtoQuery);
+        assert_eq!(
+            classify_first_word([0xed, 0x0d, 0xbc, 0xee]),
+            FirstWord::OldSocknal
+        );
+        assert_eq!(
+            classify_first_word([0xee, 0xbc, 0x0d, 0xed]),
+            FirstWord::OldSocknal
+        );
+        assert_eq!(
+            classify_first_word([1, 2, 3, 4]),
+            FirstWord::Garbage(0x0403_0201)
+        );
+    }
+}

@@ -307,11 +307,7 @@ fn decode_fixed_v1(fixed: &[u8]) -> Result<FixedPart, WireError> {
     })
 }
 
-fn decode_fixed_v2(
-    fixed: &[u8],
-    version: ProtoVersion,
-    e: Endian,
-) -> Result<FixedPart, WireError> {
+fn decode_fixed_v2(fixed: &[u8], version: ProtoVersion, e: Endian) -> Result<FixedPart, WireError> {
     let short = WireError::Short {
         need: HELLO_V2_SIZE,
         have: fixed.len(),
@@ -395,7 +391,9 @@ impl Hello {
         })?;
         let mut ips = [0u32; MAX_INTERFACES];
         for (slot, chunk) in ips.iter_mut().zip(list.chunks_exact(IP_SIZE)) {
-            *slot = endian.get_u32(chunk, 0).ok_or(WireError::BadIpListLength(nips))?;
+            *slot = endian
+                .get_u32(chunk, 0)
+                .ok_or(WireError::BadIpListLength(nips))?;
         }
         hello.ips = IpList::from_slice(ips.get(..count).unwrap_or(&[]))?;
         Ok((hello, endian, total))
@@ -472,5 +470,243 @@ impl Hello {
             endian.put_u32(chunk, 0, ip).ok_or(short)?;
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )]
+    use super::*;
+
+    const A: Nid = Nid(0x0002_0000_C0A8_0001);
+    const B: Nid = Nid(0x0002_0000_C0A8_0002);
+    const INCARNATION: u64 = 0x17D2_C0FF_EE00_0000;
+
+    /// Appendix A.2: V3 hello, B → A, ctype CONTROL.
+    const A2: [u8; 56] = [
+        0x63, 0x69, 0x72, 0x45, 0x03, 0x00, 0x00, 0x00, 0x02, 0x00, 0xa8, 0xc0, 0x00, 0x00, 0x02,
+        0x00, 0x01, 0x00, 0xa8, 0xc0, 0x00, 0x00, 0x02, 0x00, 0x39, 0x30, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0xee, 0xff, 0xc0, 0xd2, 0x17, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
+
+    fn a2_hello() -> Hello {
+        Hello {
+            version: ProtoVersion::V3,
+            src_nid: B,
+            dst_nid: A,
+            src_pid: 12345,
+            dst_pid: 0,
+            src_incarnation: INCARNATION,
+            dst_incarnation: 0,
+            ctype: ConnType::Control,
+            ips: IpList::EMPTY,
+        }
+    }
+
+    fn encode_vec(h: &Hello, e: Endian) -> ([u8; 200], usize) {
+        let mut out = [0u8; 200];
+        let n = h.encode(e, &mut out).unwrap();
+        (out, n)
+    }
+
+    #[test]
+    fn appendix_a2_v3_hello() {
+        assert_eq!(
+            probe(&A2),
+            Ok(HelloProbe::Known {
+                version: ProtoVersion::V3,
+                endian: Endian::Little
+            })
+        );
+        let (h, e, n) = Hello::decode(&A2).unwrap();
+        assert_eq!((h, e, n), (a2_hello(), Endian::Little, 56));
+        let (out, len) = encode_vec(&h, e);
+        assert_eq!(&out[..len], &A2[..]);
+        assert_eq!(h.wire_len(), 56);
+    }
+
+    #[test]
+    fn short_progression_with_ips() {
+        let h = Hello {
+            ips: IpList::from_slice(&[0xC0A8_0002, 0x0A00_0002, 0x0A00_0003]).unwrap(),
+            ..a2_hello()
+        };
+        for e in [Endian::Little, Endian::Big] {
+            let (bytes, total) = encode_vec(&h, e);
+            assert_eq!(total, 56 + 12);
+            for len in 0..total {
+                let need = if len < 8 {
+                    8
+                } else if len < 56 {
+                    56
+                } else {
+                    68
+                };
+                assert_eq!(
+                    Hello::decode(&bytes[..len]),
+                    Err(WireError::Short { need, have: len }),
+                    "{e:?} {len}"
+                );
+            }
+            assert_eq!(Hello::decode(&bytes[..total + 5]), Ok((h, e, total)));
+        }
+    }
+
+    #[test]
+    fn v1_hello_with_ips() {
+        let h = Hello {
+            version: ProtoVersion::V1,
+            dst_nid: Nid(0),
+            dst_incarnation: 0,
+            ctype: ConnType::Any,
+            ips: IpList::from_slice(&[0xC0A8_0002]).unwrap(),
+            ..a2_hello()
+        };
+        // Endian is ignored for V1: always little-endian.
+        let (bytes, total) = encode_vec(&h, Endian::Big);
+        assert_eq!(total, 76);
+        assert_eq!(&bytes[0..8], &[0xed, 0x0d, 0xbc, 0xee, 1, 0, 0, 0]);
+        assert_eq!(&bytes[24..32], &[4, 0, 0, 0, 4, 0, 0, 0]);
+        assert_eq!(&bytes[72..76], &[0x02, 0x00, 0xa8, 0xc0]);
+        for len in 0..total {
+            let need = if len < 8 {
+                8
+            } else if len < 72 {
+                72
+            } else {
+                76
+            };
+            assert_eq!(
+                Hello::decode(&bytes[..len]),
+                Err(WireError::Short { need, have: len })
+            );
+        }
+        assert_eq!(Hello::decode(&bytes[..total]), Ok((h, Endian::Little, 76)));
+    }
+
+    #[test]
+    fn probe_classification() {
+        let mut b = A2;
+        b[4] = 9;
+        assert_eq!(probe(&b), Ok(HelloProbe::UnknownVersion { version: 9 }));
+        assert_eq!(Hello::decode(&b), Err(WireError::UnknownVersion(9)));
+        // V2 magic with version 1 is not a V1 hello.
+        b[4] = 1;
+        assert_eq!(probe(&b), Ok(HelloProbe::UnknownVersion { version: 1 }));
+        b[4] = 2;
+        assert_eq!(
+            probe(&b),
+            Ok(HelloProbe::Known {
+                version: ProtoVersion::V2,
+                endian: Endian::Little
+            })
+        );
+        // Big-endian V2 magic.
+        let be = [0x45, 0x72, 0x69, 0x63, 0, 0, 0, 3];
+        assert_eq!(
+            probe(&be),
+            Ok(HelloProbe::Known {
+                version: ProtoVersion::V3,
+                endian: Endian::Big
+            })
+        );
+        // V1 magic, version 1.1 is unknown; swapped V1 magic is bad.
+        let v1_1 = [0xed, 0x0d, 0xbc, 0xee, 1, 0, 1, 0];
+        assert_eq!(
+            probe(&v1_1),
+            Ok(HelloProbe::UnknownVersion {
+                version: 0x0001_0001
+            })
+        );
+        let v1_swapped = [0xee, 0xbc, 0x0d, 0xed, 0, 1, 0, 0];
+        assert_eq!(probe(&v1_swapped), Ok(HelloProbe::BadMagic(0xed0d_bcee)));
+        assert_eq!(
+            Hello::decode(&v1_swapped),
+            Err(WireError::BadMagic(0xed0d_bcee))
+        );
+        assert_eq!(probe(&A2[..7]), Err(WireError::Short { need: 8, have: 7 }));
+    }
+
+    #[test]
+    fn rejected_hellos() {
+        let mut b = A2;
+        b[52] = 17; // nips
+        assert_eq!(Hello::decode(&b), Err(WireError::TooManyIps(17)));
+        let mut b = A2;
+        b[52..56].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(Hello::decode(&b), Err(WireError::TooManyIps(u32::MAX)));
+        let mut b = [0u8; 60];
+        b[..56].copy_from_slice(&A2);
+        b[52] = 1; // one IP, and it is zero
+        assert_eq!(Hello::decode(&b), Err(WireError::ZeroIp));
+        let mut b = A2;
+        b[48] = 4; // ctype 4
+        assert_eq!(Hello::decode(&b), Err(WireError::BadConnType(4)));
+        let mut b = A2;
+        b[8..16].fill(0xff);
+        assert_eq!(Hello::decode(&b), Err(WireError::NidAny));
+
+        let v1 = Hello {
+            version: ProtoVersion::V1,
+            dst_nid: Nid(0),
+            ..a2_hello()
+        };
+        let (bytes, _) = encode_vec(&v1, Endian::Little);
+        let mut b = bytes;
+        b[24] = 1; // PUT instead of HELLO
+        assert_eq!(Hello::decode(&b), Err(WireError::BadMsgType(1)));
+        let mut b = bytes;
+        b[28] = 6; // payload length 6
+        assert_eq!(Hello::decode(&b), Err(WireError::BadIpListLength(6)));
+        let mut b = bytes;
+        b[28] = 68; // 17 IPs
+        assert_eq!(Hello::decode(&b), Err(WireError::TooManyIps(17)));
+        let mut out = [0u8; 71];
+        assert_eq!(
+            v1.encode(Endian::Little, &mut out),
+            Err(WireError::Short { need: 72, have: 71 })
+        );
+    }
+
+    #[test]
+    fn conn_types_and_versions() {
+        for (t, v) in [
+            (ConnType::None, 0xFFFF_FFFF),
+            (ConnType::Any, 0),
+            (ConnType::Control, 1),
+            (ConnType::BulkIn, 2),
+            (ConnType::BulkOut, 3),
+        ] {
+            assert_eq!(t.to_wire(), v);
+            assert_eq!(ConnType::from_wire(v), Some(t));
+        }
+        assert_eq!(ConnType::from_wire(4), None);
+        assert_eq!(ConnType::BulkIn.inverse(), ConnType::BulkOut);
+        assert_eq!(ConnType::BulkOut.inverse(), ConnType::BulkIn);
+        assert_eq!(ConnType::Control.inverse(), ConnType::Control);
+        assert_eq!(ConnType::Any.inverse(), ConnType::Any);
+        assert_eq!(ConnType::None.inverse(), ConnType::None);
+        assert_eq!(ProtoVersion::from_wire(3), Some(ProtoVersion::V3));
+        assert_eq!(ProtoVersion::from_wire(4), None);
+        assert_eq!(ProtoVersion::from_wire(0), None);
+    }
+
+    #[test]
+    fn ip_list_limits() {
+        let ips: [u32; 17] = core::array::from_fn(|i| i as u32 + 1);
+        assert_eq!(
+            IpList::from_slice(&ips[..16]).unwrap().as_slice(),
+            &ips[..16]
+        );
+        assert_eq!(IpList::from_slice(&ips), Err(WireError::TooManyIps(17)));
+        assert_eq!(IpList::from_slice(&[1, 0]), Err(WireError::ZeroIp));
+        assert!(IpList::EMPTY.is_empty());
+        assert_eq!(IpList::default(), IpList::EMPTY);
+        assert_eq!(IpList::from_slice(&[]).unwrap(), IpList::EMPTY);
     }
 }

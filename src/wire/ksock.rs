@@ -31,10 +31,7 @@ const_assert_eq!(OFF_KSM_ZC_COOKIE0, 8);
 const_assert_eq!(OFF_KSM_ZC_COOKIE1, 16);
 const_assert_eq!(OFF_KSM_LNET_HDR, 24);
 const_assert_eq!(KSOCK_HDR_SIZE, OFF_KSM_LNET_HDR);
-const_assert_eq!(
-    KSOCK_HDR_SIZE + super::lnet::LNET_HDR_SIZE,
-    96
-);
+const_assert_eq!(KSOCK_HDR_SIZE + super::lnet::LNET_HDR_SIZE, 96);
 
 impl KsockMsgType {
     pub fn from_wire(v: u32) -> Option<KsockMsgType> {
@@ -146,5 +143,85 @@ impl KsockHdr {
         let zeroed = KsockHdr { csum: 0, ..*self };
         let head = crc32_le(CRC32_SEED, &zeroed.to_bytes(endian));
         rest.iter().fold(head, |crc, part| crc32_le(crc, part))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// Appendix A.4: NOOP acknowledging cookie 5, without and with the V2 checksum.
+    const A4_PLAIN: [u8; 24] = [
+        0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    const A4_CSUM: [u8; 24] = [
+        0xc0, 0, 0, 0, 0x64, 0x34, 0xbb, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0,
+    ];
+
+    #[test]
+    fn appendix_a4_noop() {
+        let plain = KsockHdr::decode(&A4_PLAIN, Endian::Little).unwrap();
+        assert_eq!(plain, KsockHdr::noop(5));
+        assert_eq!(plain.to_bytes(Endian::Little), A4_PLAIN);
+        let csum = plain.compute_csum_v2(Endian::Little, &[]);
+        assert_eq!(csum, 0x7FBB_3464);
+        let with = KsockHdr { csum, ..plain };
+        assert_eq!(with.to_bytes(Endian::Little), A4_CSUM);
+        let decoded = KsockHdr::decode(&A4_CSUM, Endian::Little).unwrap();
+        assert_eq!(decoded, with);
+        // The checksum ignores the value already in the csum field.
+        assert_eq!(decoded.compute_csum_v2(Endian::Little, &[]), csum);
+    }
+
+    #[test]
+    fn big_endian_sender() {
+        let hdr = KsockHdr {
+            msg_type: KsockMsgType::Lnet,
+            csum: 0x0102_0304,
+            zc_cookies: [2, 0x0a0b_0c0d_0e0f_1011],
+        };
+        let be = hdr.to_bytes(Endian::Big);
+        assert_eq!(&be[0..8], &[0, 0, 0, 0xc1, 1, 2, 3, 4]);
+        assert_eq!(&be[8..16], &[0, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(KsockHdr::decode(&be, Endian::Big), Ok(hdr));
+        // Read in the wrong order, the type is garbage.
+        assert_eq!(
+            KsockHdr::decode(&be, Endian::Little),
+            Err(WireError::BadKsockType(0xc100_0000))
+        );
+    }
+
+    #[test]
+    fn short_and_bad_type() {
+        for len in 0..24 {
+            assert_eq!(
+                KsockHdr::decode(&A4_PLAIN[..len], Endian::Little),
+                Err(WireError::Short {
+                    need: 24,
+                    have: len
+                })
+            );
+        }
+        let mut bad = A4_PLAIN;
+        bad[0] = 0xc2;
+        assert_eq!(
+            KsockHdr::decode(&bad[..4], Endian::Little),
+            Err(WireError::BadKsockType(0xc2))
+        );
+        let mut out = [0u8; 23];
+        assert_eq!(
+            KsockHdr::lnet().encode(Endian::Little, &mut out),
+            Err(WireError::Short { need: 24, have: 23 })
+        );
+    }
+
+    #[test]
+    fn constructors() {
+        assert_eq!(KsockHdr::keepalive().zc_cookies, [0, 1]);
+        assert_eq!(KsockHdr::keepalive().msg_type, KsockMsgType::Noop);
+        assert_eq!(KsockHdr::lnet().zc_cookies, [0, 0]);
+        assert_eq!(KsockMsgType::from_wire(0xc1), Some(KsockMsgType::Lnet));
+        assert_eq!(KsockMsgType::from_wire(0xc3), None);
     }
 }

@@ -254,7 +254,8 @@ impl LnetHdr {
         let hdr = out.get_mut(..LNET_HDR_SIZE).ok_or(short)?;
         hdr.fill(0);
         let le = Endian::Little;
-        le.put_u64(hdr, OFF_DEST_NID, self.dest_nid.0).ok_or(short)?;
+        le.put_u64(hdr, OFF_DEST_NID, self.dest_nid.0)
+            .ok_or(short)?;
         le.put_u64(hdr, OFF_SRC_NID, self.src_nid.0).ok_or(short)?;
         le.put_u32(hdr, OFF_DEST_PID, self.dest_pid).ok_or(short)?;
         le.put_u32(hdr, OFF_SRC_PID, self.src_pid).ok_or(short)?;
@@ -324,5 +325,190 @@ impl LnetHdr {
         // Cannot fail: the array is exactly the header size.
         let _ = self.encode(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    const A: Nid = Nid(0x0002_0000_C0A8_0001);
+    const B: Nid = Nid(0x0002_0000_C0A8_0002);
+    const RETURN_WMD: WireHandle = WireHandle {
+        interface_cookie: 0x1122_3344_5566_7788,
+        object_cookie: 0x99aa_bbcc_ddee_ff00,
+    };
+
+    /// The LNet part (bytes 24..96) of Appendix A.5: ping GET from B to A.
+    const A5_LNET: [u8; 72] = [
+        0x01, 0x00, 0xa8, 0xc0, 0x00, 0x00, 0x02, 0x00, // dest_nid A
+        0x02, 0x00, 0xa8, 0xc0, 0x00, 0x00, 0x02, 0x00, // src_nid B
+        0x39, 0x30, 0x00, 0x00, 0x39, 0x30, 0x00, 0x00, // dest_pid, src_pid
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // GET, payload 0
+        0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, // return_wmd
+        0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, //
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, // match bits
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // portal 0, src_offset 0
+        0x10, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // sink_length 272, unused
+    ];
+
+    fn ping_get() -> LnetHdr {
+        LnetHdr {
+            dest_nid: A,
+            src_nid: B,
+            dest_pid: 12345,
+            src_pid: 12345,
+            payload_length: 0,
+            msg: LnetMsg::Get {
+                return_wmd: RETURN_WMD,
+                match_bits: LNET_PROTO_PING_MATCHBITS,
+                ptl_index: 0,
+                src_offset: 0,
+                sink_length: 272,
+            },
+        }
+    }
+
+    #[test]
+    fn appendix_a5_get_round_trip() {
+        let hdr = LnetHdr::decode(&A5_LNET).unwrap();
+        assert_eq!(hdr, ping_get());
+        assert_eq!(hdr.to_bytes(), A5_LNET);
+        assert_eq!(hdr.validate(), Ok(()));
+    }
+
+    #[test]
+    fn short_and_bad_type() {
+        for len in 0..LNET_HDR_SIZE {
+            assert_eq!(
+                LnetHdr::decode(&A5_LNET[..len]),
+                Err(WireError::Short {
+                    need: 72,
+                    have: len
+                })
+            );
+        }
+        let mut bytes = A5_LNET;
+        bytes[OFF_TYPE] = 5;
+        assert_eq!(LnetHdr::decode(&bytes), Err(WireError::BadMsgType(5)));
+        let mut small = [0u8; 71];
+        assert_eq!(
+            ping_get().encode(&mut small),
+            Err(WireError::Short { need: 72, have: 71 })
+        );
+    }
+
+    #[test]
+    fn encode_zeroes_unused_bytes() {
+        let mut out = [0xAAu8; 80];
+        let reply = LnetHdr {
+            msg: LnetMsg::Reply {
+                dst_wmd: RETURN_WMD,
+            },
+            payload_length: 48,
+            ..ping_get()
+        };
+        assert_eq!(reply.encode(&mut out), Ok(72));
+        assert!(out[END_REPLY..72].iter().all(|&b| b == 0));
+        assert!(out[72..].iter().all(|&b| b == 0xAA));
+        assert_eq!(LnetHdr::decode(&out).unwrap(), reply);
+    }
+
+    #[test]
+    fn every_type_round_trips() {
+        let msgs = [
+            LnetMsg::Ack {
+                dst_wmd: RETURN_WMD,
+                match_bits: 7,
+                mlength: 48,
+            },
+            LnetMsg::Put {
+                ack_wmd: WireHandle::NONE,
+                match_bits: 1,
+                hdr_data: 0xfeed_f00d_dead_beef,
+                ptl_index: 52,
+                offset: 9,
+            },
+            ping_get().msg,
+            LnetMsg::Reply {
+                dst_wmd: RETURN_WMD,
+            },
+            LnetMsg::Hello {
+                incarnation: 0x17D2_C0FF_EE00_0000,
+                conn_type: 3,
+            },
+        ];
+        for (i, msg) in msgs.into_iter().enumerate() {
+            assert_eq!(msg.msg_type().to_wire(), i as u32);
+            assert_eq!(MsgType::from_wire(i as u32), Some(msg.msg_type()));
+            let hdr = LnetHdr { msg, ..ping_get() };
+            let bytes = hdr.to_bytes();
+            assert_eq!(
+                u32::from_le_bytes(bytes[24..28].try_into().unwrap()),
+                i as u32
+            );
+            assert_eq!(LnetHdr::decode(&bytes).unwrap(), hdr);
+        }
+    }
+
+    #[test]
+    fn validate_rules() {
+        let with = |msg, payload_length| LnetHdr {
+            msg,
+            payload_length,
+            ..ping_get()
+        };
+        let get = ping_get().msg;
+        let ack = LnetMsg::Ack {
+            dst_wmd: RETURN_WMD,
+            match_bits: 0,
+            mlength: 0,
+        };
+        let put = LnetMsg::Put {
+            ack_wmd: WireHandle::NONE,
+            match_bits: 0,
+            hdr_data: 0,
+            ptl_index: 0,
+            offset: 0,
+        };
+        let reply = LnetMsg::Reply {
+            dst_wmd: RETURN_WMD,
+        };
+        assert_eq!(
+            with(get, 1).validate(),
+            Err(WireError::BadPayloadLength {
+                msg_type: 2,
+                length: 1
+            })
+        );
+        assert_eq!(
+            with(ack, 4).validate(),
+            Err(WireError::BadPayloadLength {
+                msg_type: 0,
+                length: 4
+            })
+        );
+        assert_eq!(with(put, LNET_MTU).validate(), Ok(()));
+        assert_eq!(with(reply, LNET_MTU).validate(), Ok(()));
+        assert_eq!(
+            with(put, LNET_MTU + 1).validate(),
+            Err(WireError::BadPayloadLength {
+                msg_type: 1,
+                length: LNET_MTU + 1
+            })
+        );
+        assert_eq!(
+            with(reply, u32::MAX).validate(),
+            Err(WireError::BadPayloadLength {
+                msg_type: 3,
+                length: u32::MAX
+            })
+        );
+        let hello = LnetMsg::Hello {
+            incarnation: 1,
+            conn_type: 0,
+        };
+        assert_eq!(with(hello, 0).validate(), Err(WireError::BadMsgType(4)));
     }
 }

@@ -173,7 +173,11 @@ impl WireHandle {
             off.checked_add(OFF_WH_INTERFACE_COOKIE)?,
             self.interface_cookie,
         )?;
-        le.put_u64(buf, off.checked_add(OFF_WH_OBJECT_COOKIE)?, self.object_cookie)
+        le.put_u64(
+            buf,
+            off.checked_add(OFF_WH_OBJECT_COOKIE)?,
+            self.object_cookie,
+        )
     }
 }
 
@@ -404,5 +408,179 @@ impl FromStr for ProcessId {
             parse_dec_u32(pid_str).ok_or(WireError::BadNidString)?
         };
         Ok(ProcessId { nid, pid })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn spec_examples_format_and_parse() {
+        // Spec §1.2 table: string, u64 value, wire bytes.
+        let cases: [(&str, u64, [u8; 8]); 3] = [
+            (
+                "192.168.0.1@tcp",
+                0x0002_0000_C0A8_0001,
+                [1, 0, 0xa8, 0xc0, 0, 0, 2, 0],
+            ),
+            (
+                "10.0.0.5@tcp1",
+                0x0002_0001_0A00_0005,
+                [5, 0, 0, 0x0a, 1, 0, 2, 0],
+            ),
+            ("0@lo", 0x0009_0000_0000_0000, [0, 0, 0, 0, 0, 0, 9, 0]),
+        ];
+        for (text, value, bytes) in cases {
+            let nid: Nid = text.parse().unwrap();
+            assert_eq!(nid, Nid(value), "{text}");
+            assert_eq!(nid.to_string(), text);
+            assert_eq!(nid.0.to_le_bytes(), bytes, "{text}");
+        }
+        assert_eq!(Nid::LO_0.to_string(), "0@lo");
+    }
+
+    #[test]
+    fn nid_parts() {
+        let nid = Nid(0x0002_0001_0A00_0005);
+        assert_eq!(nid.net(), Net::new(lnd::SOCKLND, 1));
+        assert_eq!(nid.addr(), 0x0A00_0005);
+        assert_eq!(nid.lnd(), lnd::SOCKLND);
+        assert_eq!(nid.net().num(), 1);
+        assert_eq!(Nid::new(Net::TCP0, 0xC0A8_0001), Nid(0x0002_0000_C0A8_0001));
+    }
+
+    #[test]
+    fn bare_address_is_tcp0() {
+        assert_eq!(
+            "192.168.0.1".parse::<Nid>().unwrap(),
+            Nid(0x0002_0000_C0A8_0001)
+        );
+    }
+
+    #[test]
+    fn other_lnds_and_unknown() {
+        assert_eq!(
+            Nid::new(Net::new(lnd::O2IBLND, 3), 0x0A00_0001).to_string(),
+            "10.0.0.1@o2ib3"
+        );
+        assert_eq!(Nid::new(Net::new(lnd::GNILND, 0), 42).to_string(), "42@gni");
+        assert_eq!(
+            Nid::new(Net::new(lnd::GMLND, 0), 0x1f).to_string(),
+            "0x1f@gm"
+        );
+        // TOFULND (17) has no name; type 99 none either.
+        assert_eq!(
+            Nid::new(Net::new(17, 2), 0xC0A8_0001).to_string(),
+            "c0a80001@<17:2>"
+        );
+        assert_eq!(Net::new(99, 0).to_string(), "<99:0>");
+        assert_eq!(Net::new(lnd::SOCKLND, 7).to_string(), "tcp7");
+        for s in [
+            "10.0.0.1@o2ib3",
+            "42@gni",
+            "0x1f@gm",
+            "c0a80001@<17:2>",
+            "7@ptlf",
+            "1.2.3.4@efa",
+        ] {
+            assert_eq!(s.parse::<Nid>().unwrap().to_string(), s);
+        }
+        // Numeric LNDs also take hex input, as Lustre's parser does.
+        assert_eq!(
+            "0x2a@gni".parse::<Nid>().unwrap(),
+            Nid::new(Net::new(lnd::GNILND, 0), 42)
+        );
+        assert_eq!(Nid::ANY.to_string(), "<?>");
+        assert_eq!("<?>".parse::<Nid>().unwrap(), Nid::ANY);
+        assert_eq!("*".parse::<Nid>().unwrap(), Nid::ANY);
+        assert_eq!(lnd_name(lnd::SOCKLND), Some("tcp"));
+        assert_eq!(lnd_name(lnd::TOFULND), None);
+        assert_eq!(lnd_from_name("o2ib"), Some(lnd::O2IBLND));
+    }
+
+    #[test]
+    fn bad_nid_strings() {
+        for s in [
+            "",
+            "@tcp",
+            "1.2.3@tcp",
+            "1.2.3.4.5@tcp",
+            "256.1.1.1@tcp",
+            "1.2.3.+4@tcp",
+            "1.2.3.4@",
+            "1.2.3.4@tcpx",
+            "1.2.3.4@tcp65536",
+            "1.2.3.4@foo",
+            "1@lo",
+            "0@lo1",
+            "x@gni",
+            "4294967296@gni",
+            "zz@<17:0>",
+            "1@<256:0>",
+            "1@<17>",
+            "1.2.3.4@tcp@tcp",
+            " 1.2.3.4@tcp",
+        ] {
+            assert_eq!(s.parse::<Nid>(), Err(WireError::BadNidString), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn process_ids() {
+        let nid: Nid = "192.168.0.1@tcp".parse().unwrap();
+        let id = ProcessId::lustre(nid);
+        assert_eq!(id.to_string(), "12345-192.168.0.1@tcp");
+        assert_eq!("12345-192.168.0.1@tcp".parse::<ProcessId>().unwrap(), id);
+        assert_eq!("192.168.0.1@tcp".parse::<ProcessId>().unwrap(), id);
+        let user = ProcessId::new(nid, LNET_PID_USERFLAG | 1022);
+        assert!(user.is_userspace());
+        assert!(!id.is_userspace());
+        assert_eq!(user.to_string(), "U1022-192.168.0.1@tcp");
+        assert_eq!("U1022-192.168.0.1@tcp".parse::<ProcessId>().unwrap(), user);
+        let any = ProcessId::new(nid, LNET_PID_ANY);
+        assert!(!any.is_userspace());
+        assert_eq!(any.to_string(), "LNET_PID_ANY-192.168.0.1@tcp");
+        assert_eq!(
+            "LNET_PID_ANY-192.168.0.1@tcp".parse::<ProcessId>().unwrap(),
+            any
+        );
+        for s in [
+            "-1.2.3.4@tcp",
+            "x-1.2.3.4@tcp",
+            "U-1.2.3.4@tcp",
+            "U2147483648-1.2.3.4@tcp",
+            "12345-",
+            "12345-bad",
+        ] {
+            assert_eq!(
+                s.parse::<ProcessId>(),
+                Err(WireError::BadNidString),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wire_handle_bytes() {
+        let wh = WireHandle {
+            interface_cookie: 0x1122_3344_5566_7788,
+            object_cookie: 0x99aa_bbcc_ddee_ff00,
+        };
+        let mut buf = [0u8; 20];
+        wh.write(&mut buf, 2).unwrap();
+        assert_eq!(
+            &buf[2..10],
+            &[0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]
+        );
+        assert_eq!(WireHandle::read(&buf, 2), Some(wh));
+        assert!(WireHandle::read(&buf, 4).is_some());
+        assert_eq!(WireHandle::read(&buf, 5), None);
+        assert_eq!(wh.write(&mut buf, 5), None);
+        assert_eq!(WireHandle::read(&buf, usize::MAX), None);
+        assert!(WireHandle::NONE.is_none());
+        assert!(!wh.is_none());
     }
 }

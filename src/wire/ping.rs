@@ -171,7 +171,9 @@ impl<'a> PingInfo<'a> {
     /// The `i`-th entry, if present.
     pub fn entry(&self, i: usize) -> Option<NiStatus> {
         let start = i.checked_mul(NI_STATUS_SIZE)?;
-        let chunk = self.entries.get(start..start.checked_add(NI_STATUS_SIZE)?)?;
+        let chunk = self
+            .entries
+            .get(start..start.checked_add(NI_STATUS_SIZE)?)?;
         NiStatus::read(chunk, self.endian)
     }
 }
@@ -195,7 +197,9 @@ pub fn encode_ping_info(
     endian
         .put_u32(out, OFF_PI_MAGIC, LNET_PROTO_PING_MAGIC)
         .ok_or(short)?;
-    endian.put_u32(out, OFF_PI_FEATURES, features).ok_or(short)?;
+    endian
+        .put_u32(out, OFF_PI_FEATURES, features)
+        .ok_or(short)?;
     endian.put_u32(out, OFF_PI_PID, pid).ok_or(short)?;
     endian.put_u32(out, OFF_PI_NNIS, nnis).ok_or(short)?;
     let slots = out.get_mut(OFF_PI_NI..).ok_or(short)?;
@@ -203,4 +207,98 @@ pub fn encode_ping_info(
         entry.write(chunk, endian).ok_or(short)?;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn entries() -> [NiStatus; 2] {
+        [
+            NiStatus {
+                nid: Nid::LO_0,
+                status: 1,
+                msg_size: 0,
+            },
+            NiStatus {
+                nid: Nid(0x0002_0000_C0A8_0001),
+                status: LNET_NI_STATUS_UP,
+                msg_size: 0,
+            },
+        ]
+    }
+
+    #[test]
+    fn encode_decode_both_orders() {
+        for e in [Endian::Little, Endian::Big] {
+            let mut out = [0u8; 64];
+            let n = encode_ping_info(e, feat::NI_STATUS, 12345, &entries(), &mut out).unwrap();
+            assert_eq!(n, 48);
+            let info = PingInfo::decode(&out[..n]).unwrap();
+            assert_eq!(info.endian, e);
+            assert_eq!(info.features, feat::NI_STATUS);
+            assert_eq!(info.pid, 12345);
+            assert_eq!(info.nnis, 2);
+            assert_eq!(info.entries_present(), 2);
+            assert!(!info.is_truncated());
+            assert_eq!(info.wire_len(), 48);
+            assert!(info.entries().eq(entries()));
+            assert_eq!(info.entry(1), Some(entries()[1]));
+            assert_eq!(info.entry(2), None);
+        }
+    }
+
+    #[test]
+    fn little_endian_layout() {
+        let mut out = [0u8; 48];
+        encode_ping_info(Endian::Little, 0x1e, 12345, &entries(), &mut out).unwrap();
+        assert_eq!(
+            &out[..16],
+            b"gnip\x1e\x00\x00\x00\x39\x30\x00\x00\x02\x00\x00\x00"
+        );
+        assert_eq!(
+            &out[16..32],
+            &[0, 0, 0, 0, 0, 0, 9, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(&out[40..44], &[0xde, 0xc0, 0xaa, 0x15]);
+    }
+
+    #[test]
+    fn truncated_and_short() {
+        let mut out = [0u8; 48];
+        encode_ping_info(Endian::Little, 2, 12345, &entries(), &mut out).unwrap();
+        // Cut inside the second entry: only the first is present.
+        let info = PingInfo::decode(&out[..40]).unwrap();
+        assert_eq!(info.nnis, 2);
+        assert_eq!(info.entries_present(), 1);
+        assert!(info.is_truncated());
+        assert_eq!(info.entries().count(), 1);
+        // More bytes than announced: only nnis entries.
+        let mut long = [0u8; 80];
+        long[..48].copy_from_slice(&out);
+        long[12] = 1;
+        assert_eq!(PingInfo::decode(&long).unwrap().entries_present(), 1);
+        for len in 0..16 {
+            assert_eq!(
+                PingInfo::decode(&out[..len]).map(|_| ()),
+                Err(WireError::Short {
+                    need: 16,
+                    have: len
+                })
+            );
+        }
+        let mut bad = out;
+        bad[0] = b'x';
+        assert_eq!(
+            PingInfo::decode(&bad).map(|_| ()),
+            Err(WireError::BadMagic(0x7069_6e78))
+        );
+        let mut small = [0u8; 47];
+        assert_eq!(
+            encode_ping_info(Endian::Little, 2, 12345, &entries(), &mut small),
+            Err(WireError::Short { need: 48, have: 47 })
+        );
+        assert_eq!(ping_info_size(usize::MAX), None);
+    }
 }
