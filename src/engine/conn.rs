@@ -52,6 +52,8 @@ pub struct Conn<P, S> {
     pub close_reason: Option<Error>,
     /// Counted in `Engine::pending_accepts` until the handshake ends.
     pub pending_accept: bool,
+    /// The handshake ended in a positive result (fallback, race, reboot): a retry follows.
+    pub retry_positive: bool,
 }
 
 impl<P: TxPayload, S: RxSink> Conn<P, S> {
@@ -87,6 +89,7 @@ impl<P: TxPayload, S: RxSink> Conn<P, S> {
             zc_capable: false,
             close_reason: None,
             pending_accept: false,
+            retry_positive: false,
         }
     }
 

@@ -1057,21 +1057,17 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             self.finalize_tx(w.tx, Err(Error::ConnClosed));
         }
         if last_gone || was != ConnState::Established {
-            let nothing_left = self
-                .peers
-                .get(&pid)
-                .is_some_and(|p| p.conns.is_empty() && !p.connecting());
-            if nothing_left {
-                let retry_soon = self
-                    .peers
-                    .get(&pid)
-                    .is_some_and(|p| p.routes.iter().any(|r| r.persistent) || !p.parked.is_empty());
-                if !retry_soon || self.peers.get(&pid).is_some_and(|p| p.routes.is_empty()) {
-                    self.fail_parked(pid, Error::HostUnreachable);
-                }
-                if last_gone {
-                    self.events.push_back(Event::PeerDown { peer: pid });
-                }
+            let peer = self.peers.get(&pid);
+            let nothing_left = peer.is_some_and(|p| p.conns.is_empty() && !p.connecting());
+            // A failed attempt with nothing else in progress fails what waits for the peer
+            // (EHOSTUNREACH), as ksocklnd does; positive outcomes (fallback, race, reboot)
+            // retry at once or soon and keep the messages.
+            let positive = self.conns.get(&conn).is_some_and(|c| c.retry_positive);
+            if active && nothing_left && !positive {
+                self.fail_parked(pid, Error::HostUnreachable);
+            }
+            if nothing_left && last_gone {
+                self.events.push_back(Event::PeerDown { peer: pid });
             }
         }
     }
@@ -1133,20 +1129,12 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             HsItem::ConnReq(Err(_)) => {
                 self.close_conn(conn, Error::Protocol("bad acceptor request"), false, now)
             }
-            HsItem::Hello(Err(WireError::UnknownVersion(v))) if !active => {
-                // Passive-driven fallback: tell the peer our newest version with ctype NONE.
-                // Quirk kept from Linux: dst_nid is our own NID.
-                let _ = v;
-                let hello = self.my_hello(ProtoVersion::NEWEST, self.ni.nid, ConnType::None);
-                let mut bytes = Vec::new();
-                push_hello(&mut bytes, &hello);
-                self.stats.fallback_replies = self.stats.fallback_replies.wrapping_add(1);
-                self.reply_and_close(
-                    conn,
-                    bytes,
-                    Error::Protocol("unknown protocol version"),
-                    now,
-                );
+            HsItem::Hello(Err(WireError::UnknownVersion(_))) if !active => {
+                self.refuse_version(conn, now)
+            }
+            HsItem::Hello(Ok((hello, _))) if !active && hello.version > self.cfg.protocol => {
+                // A version newer than we speak is, to us, an unknown one.
+                self.refuse_version(conn, now)
             }
             HsItem::Hello(Err(e)) => {
                 let why = match e {
@@ -1169,6 +1157,21 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 }
             }
         }
+    }
+
+    /// Passive-driven fallback: tell the peer our newest version with ctype NONE, and close.
+    /// Quirk kept from Linux: `dst_nid` is our own NID.
+    fn refuse_version(&mut self, conn: ConnId, now: Time) {
+        let hello = self.my_hello(self.cfg.protocol, self.ni.nid, ConnType::None);
+        let mut bytes = Vec::new();
+        push_hello(&mut bytes, &hello);
+        self.stats.fallback_replies = self.stats.fallback_replies.wrapping_add(1);
+        self.reply_and_close(
+            conn,
+            bytes,
+            Error::Protocol("unknown protocol version"),
+            now,
+        );
     }
 
     fn my_hello(&self, version: ProtoVersion, dst: Nid, ctype: ConnType) -> Hello {
@@ -1379,6 +1382,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                     to: v,
                 });
                 self.stats.fallbacks = self.stats.fallbacks.wrapping_add(1);
+                self.mark_positive(conn);
                 self.close_conn(
                     conn,
                     Error::Protocol("retry with the peer's protocol version"),
@@ -1388,11 +1392,13 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 self.retry_now(dialled, conn, now);
             }
             HsOutcome::Stale => {
+                self.mark_positive(conn);
                 self.close_conn(conn, Error::Protocol("peer rebooted (ESTALE)"), false, now);
                 self.retry_now(dialled, conn, now);
             }
             HsOutcome::Already => {
                 // Lost a race (or duplicate): retry after min_reconnectms, not counted as failure.
+                self.mark_positive(conn);
                 self.close_conn(
                     conn,
                     Error::Protocol("connection race (EALREADY)"),
@@ -1408,6 +1414,12 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 }
             }
             HsOutcome::Fatal(e) => self.close_conn(conn, e, false, now),
+        }
+    }
+
+    fn mark_positive(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.retry_positive = true;
         }
     }
 

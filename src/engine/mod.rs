@@ -25,6 +25,8 @@ mod conn;
 #[allow(clippy::module_inception)]
 mod engine;
 pub mod handshake;
+#[cfg(any(test, feature = "std"))]
+pub mod pair;
 pub mod payload;
 mod peer;
 pub mod proto;

@@ -69,8 +69,10 @@ pub struct Tunables {
     pub nonblk_zcack: bool,
     /// `zc_min_payload`: smallest payload sent zero-copy with a ZC-ACK request (≥ 2048).
     pub zc_min_payload: u32,
-    /// `protocol`: the version offered first to a peer whose version is unknown. Linux builds
-    /// only expose it with SOCKNAL_VERSION_DEBUG; we expose it to force V1/V2 in tests.
+    /// `protocol`: the newest version this node speaks. It is offered first to a peer whose
+    /// version is unknown, and an incoming hello of a newer version is answered as an unknown
+    /// version (our hello, ctype NONE), as an older Lustre would. Linux builds expose it only
+    /// with SOCKNAL_VERSION_DEBUG; we expose it to force V1/V2 (tests, old peers).
     pub protocol: ProtoVersion,
     /// `nagle`, `tx_buffer_size`, `rx_buffer_size`, `keepalive_idle/count/intvl`: socket options
     /// the runtime applies after the handshake.

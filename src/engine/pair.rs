@@ -1,0 +1,456 @@
+//! Two (or more) engines wired back to back in memory: a deterministic little network with TCP
+//! semantics (ordered bytes, arbitrary segmentation, EOF, connect refusal) and a simulated clock.
+//! Used by the engine's scenario tests, the stateful fuzz harness and the instruction-count
+//! benchmark. Not part of the driver build.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use super::{Action, ConnAddrs, ConnId, Engine, Error, Event, LocalNi, RxId, Time, Tunables, TxId};
+use crate::wire::{LnetHdr, Nid, ProcessId};
+
+/// The engine type the harness drives: payloads and sinks are plain byte vectors.
+pub type SimEngine = Engine<Vec<u8>, Vec<u8>>;
+
+/// How the simulated network cuts the byte streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chunking {
+    /// Everything available at once.
+    Whole,
+    /// One byte at a time.
+    Bytewise,
+    /// Random sizes from 1 to the given maximum.
+    Random(usize),
+}
+
+/// What a node's upper layer does with an incoming message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxPolicy {
+    /// Receive the whole payload into a fresh buffer.
+    Accept,
+    /// Discard the payload.
+    Discard,
+    /// Leave the message waiting (the test answers with `recv` itself).
+    Hold,
+}
+
+/// Everything a node's upper layer was told, for assertions.
+#[derive(Default)]
+pub struct Log {
+    pub rx: Vec<(RxId, ProcessId, LnetHdr)>,
+    pub rx_done: Vec<(RxId, Option<Vec<u8>>, Result<u32, Error>)>,
+    pub tx_done: Vec<(TxId, Option<Vec<u8>>, Result<(), Error>)>,
+    pub conn_up: Vec<(
+        ConnId,
+        ProcessId,
+        crate::wire::ConnType,
+        crate::wire::ProtoVersion,
+    )>,
+    pub conn_down: Vec<(ConnId, Option<ProcessId>, Error)>,
+    pub peer_down: Vec<ProcessId>,
+    pub fallbacks: Vec<(
+        ProcessId,
+        crate::wire::ProtoVersion,
+        crate::wire::ProtoVersion,
+    )>,
+    /// Messages held by `RxPolicy::Hold`.
+    pub held: Vec<RxId>,
+}
+
+pub struct SimNode {
+    pub engine: SimEngine,
+    pub ip: u32,
+    pub listening: bool,
+    pub policy: RxPolicy,
+    pub log: Log,
+    next_port: u16,
+    closing: Vec<ConnId>,
+}
+
+impl SimNode {
+    pub fn id(&self) -> ProcessId {
+        let ni = self.engine.ni();
+        ProcessId::new(ni.nid, ni.pid)
+    }
+}
+
+/// One direction of a simulated TCP connection.
+#[derive(Default)]
+struct Pipe {
+    bytes: VecDeque<u8>,
+    /// The writer closed: the reader sees EOF after the bytes.
+    fin: bool,
+    eof_delivered: bool,
+}
+
+struct Link {
+    ends: [(usize, ConnId); 2],
+    pipes: [Pipe; 2],
+}
+
+/// The simulated network of nodes.
+pub struct Sim {
+    pub nodes: Vec<SimNode>,
+    pub now: Time,
+    pub chunking: Chunking,
+    links: Vec<Link>,
+    by_end: BTreeMap<(usize, ConnId), usize>,
+    rng: u64,
+    /// Bytes that crossed the wire, for checks.
+    pub wire_bytes: u64,
+}
+
+/// `a.b.c.d` as a host-order integer.
+pub const fn ip(a: u8, b: u8, c: u8, d: u8) -> u32 {
+    u32::from_be_bytes([a, b, c, d])
+}
+
+impl Sim {
+    pub fn new(seed: u64) -> Sim {
+        Sim {
+            nodes: Vec::new(),
+            now: Time(1_000_000),
+            chunking: Chunking::Whole,
+            links: Vec::new(),
+            by_end: BTreeMap::new(),
+            rng: seed | 1,
+            wire_bytes: 0,
+        }
+    }
+
+    /// Adds a node with NID `addr@tcp`, PID 12345 and the given tunables; returns its index.
+    pub fn add_node(&mut self, addr: u32, incarnation: u64, cfg: Tunables) -> usize {
+        let ni = LocalNi {
+            nid: Nid::new(crate::wire::Net::TCP0, addr),
+            pid: crate::wire::nid::LNET_PID_LUSTRE,
+            incarnation,
+        };
+        self.nodes.push(SimNode {
+            engine: Engine::new(ni, cfg, true),
+            ip: addr,
+            listening: true,
+            policy: RxPolicy::Accept,
+            log: Log::default(),
+            next_port: 1023,
+            closing: Vec::new(),
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Replaces node `i`'s engine by a fresh one (a reboot: new incarnation, nothing remembered).
+    /// The old engine's connections are reset.
+    pub fn reboot(&mut self, i: usize, incarnation: u64, cfg: Tunables) {
+        let ends: Vec<(usize, ConnId)> = self
+            .by_end
+            .keys()
+            .copied()
+            .filter(|(n, _)| *n == i)
+            .collect();
+        for (n, c) in ends {
+            self.reset_link(n, c);
+        }
+        let ni = LocalNi {
+            incarnation,
+            ..self.nodes[i].engine.ni()
+        };
+        self.nodes[i].engine = Engine::new(ni, cfg, true);
+        self.nodes[i].log = Log::default();
+    }
+
+    /// Replaces node `i`'s engine without telling its peers: their old connections still look
+    /// alive to them (a crashed and rebooted node whose TCP connections were not reset).
+    pub fn reboot_silently(&mut self, i: usize, incarnation: u64, cfg: Tunables) {
+        let ends: Vec<(usize, ConnId)> = self
+            .by_end
+            .keys()
+            .copied()
+            .filter(|(n, _)| *n == i)
+            .collect();
+        for e in ends {
+            self.by_end.remove(&e);
+        }
+        let ni = LocalNi {
+            incarnation,
+            ..self.nodes[i].engine.ni()
+        };
+        self.nodes[i].engine = Engine::new(ni, cfg, true);
+        self.nodes[i].log = Log::default();
+        self.nodes[i].closing.clear();
+    }
+
+    fn rand(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    fn chunk(&mut self, avail: usize) -> usize {
+        match self.chunking {
+            Chunking::Whole => avail,
+            Chunking::Bytewise => avail.min(1),
+            Chunking::Random(max) => avail.min(1 + (self.rand() as usize) % max.max(1)),
+        }
+    }
+
+    pub fn send(
+        &mut self,
+        from: usize,
+        to: ProcessId,
+        hdr: LnetHdr,
+        payload: Option<Vec<u8>>,
+    ) -> TxId {
+        let now = self.now;
+        self.nodes[from].engine.send(now, to, hdr, payload)
+    }
+
+    /// Advances the clock by `ms` and runs the reapers.
+    pub fn advance(&mut self, ms: u64) {
+        self.now = self.now.plus_ms(ms);
+        let now = self.now;
+        for n in &mut self.nodes {
+            n.engine.handle_timeout(now);
+        }
+        self.run();
+    }
+
+    /// Advances the clock in 1-second steps for `secs` seconds, running everything in between.
+    pub fn advance_secs(&mut self, secs: u64) {
+        for _ in 0..secs {
+            self.advance(1000);
+        }
+    }
+
+    /// Cuts the connection `conn` of node `n` as a reset would: both ends see an error.
+    pub fn reset_link(&mut self, n: usize, conn: ConnId) {
+        let Some(&li) = self.by_end.get(&(n, conn)) else {
+            return;
+        };
+        let ends = self.links[li].ends;
+        let now = self.now;
+        for (node, c) in ends {
+            self.by_end.remove(&(node, c));
+            if node < self.nodes.len() {
+                self.nodes[node].engine.io_error(now, c, 104);
+            }
+        }
+    }
+
+    /// Runs until nothing moves.
+    pub fn run(&mut self) {
+        for _ in 0..1_000_000 {
+            if !self.step() {
+                return;
+            }
+        }
+        panic!("simulation did not settle");
+    }
+
+    /// One round: actions, events, writes, reads. Returns whether anything happened.
+    pub fn step(&mut self) -> bool {
+        let mut moved = false;
+        let now = self.now;
+        for i in 0..self.nodes.len() {
+            while let Some(a) = self.nodes[i].engine.poll_action() {
+                moved = true;
+                self.do_action(i, a);
+            }
+            while let Some(e) = self.nodes[i].engine.poll_event() {
+                moved = true;
+                self.do_event(i, e);
+            }
+        }
+        // Writes.
+        let ends: Vec<(usize, ConnId)> = self.by_end.keys().copied().collect();
+        for (n, c) in ends.iter().copied() {
+            let li = self.by_end[&(n, c)];
+            let dir = if self.links[li].ends[0] == (n, c) {
+                0
+            } else {
+                1
+            };
+            let mut out: [&[u8]; 64] = [&[]; 64];
+            let k = self.nodes[n].engine.tx_slices(c, &mut out);
+            if k == 0 {
+                continue;
+            }
+            let total: usize = out[..k].iter().map(|s| s.len()).sum();
+            let mut data: Vec<u8> = Vec::with_capacity(total);
+            for s in &out[..k] {
+                data.extend_from_slice(s);
+            }
+            let w = self.chunk(total);
+            self.links[li].pipes[dir].bytes.extend(&data[..w]);
+            self.wire_bytes += w as u64;
+            self.nodes[n].engine.tx_commit(now, c, w);
+            moved |= w > 0;
+        }
+        // Closing ends whose flush is done.
+        for i in 0..self.nodes.len() {
+            let closing = core::mem::take(&mut self.nodes[i].closing);
+            for c in closing {
+                let mut out: [&[u8]; 1] = [&[]];
+                if self.nodes[i].engine.tx_slices(c, &mut out) > 0 {
+                    self.nodes[i].closing.push(c);
+                    continue;
+                }
+                if let Some(li) = self.by_end.remove(&(i, c)) {
+                    let dir = if self.links[li].ends[0] == (i, c) {
+                        0
+                    } else {
+                        1
+                    };
+                    self.links[li].pipes[dir].fin = true;
+                }
+                self.nodes[i].engine.release(now, c);
+                moved = true;
+            }
+        }
+        // Reads.
+        for li in 0..self.links.len() {
+            for dir in 0..2 {
+                let (rn, rc) = self.links[li].ends[1 - dir];
+                // The reader's end must still belong to this link (ids restart after a reboot).
+                if self.by_end.get(&(rn, rc)) != Some(&li) {
+                    continue;
+                }
+                let avail = self.links[li].pipes[dir].bytes.len();
+                if avail > 0 {
+                    let k = self.chunk(avail);
+                    let data: Vec<u8> = self.links[li].pipes[dir]
+                        .bytes
+                        .iter()
+                        .take(k)
+                        .copied()
+                        .collect();
+                    let used = self.nodes[rn].engine.handle_rx(now, rc, &data);
+                    self.links[li].pipes[dir].bytes.drain(..used);
+                    moved |= used > 0;
+                } else if self.links[li].pipes[dir].fin && !self.links[li].pipes[dir].eof_delivered
+                {
+                    self.links[li].pipes[dir].eof_delivered = true;
+                    self.nodes[rn].engine.eof(now, rc);
+                    moved = true;
+                }
+            }
+        }
+        moved
+    }
+
+    fn do_action(&mut self, i: usize, a: Action) {
+        let now = self.now;
+        match a {
+            Action::Connect {
+                conn,
+                peer_ip,
+                port,
+                ..
+            } => {
+                let target = self
+                    .nodes
+                    .iter()
+                    .position(|n| n.ip == peer_ip && n.listening);
+                let local_port = self.nodes[i].next_port;
+                self.nodes[i].next_port = if local_port <= 512 {
+                    1023
+                } else {
+                    local_port - 1
+                };
+                let Some(t) = target else {
+                    self.nodes[i].engine.connect_failed(now, conn, 111);
+                    return;
+                };
+                let _ = port;
+                let addrs_a = ConnAddrs {
+                    local_ip: self.nodes[i].ip,
+                    local_port,
+                    peer_ip,
+                    peer_port: 988,
+                };
+                let addrs_b = ConnAddrs {
+                    local_ip: peer_ip,
+                    local_port: 988,
+                    peer_ip: self.nodes[i].ip,
+                    peer_port: local_port,
+                };
+                match self.nodes[t].engine.accepted(now, addrs_b) {
+                    Ok(bc) => {
+                        self.links.push(Link {
+                            ends: [(i, conn), (t, bc)],
+                            pipes: [Pipe::default(), Pipe::default()],
+                        });
+                        let li = self.links.len() - 1;
+                        self.by_end.insert((i, conn), li);
+                        self.by_end.insert((t, bc), li);
+                        self.nodes[i].engine.connected(now, conn, addrs_a);
+                    }
+                    Err(_) => {
+                        // Accepted by TCP, closed at once by the acceptor: the connector sees EOF.
+                        self.nodes[i].engine.connected(now, conn, addrs_a);
+                        self.nodes[i].engine.eof(now, conn);
+                    }
+                }
+            }
+            Action::Send { .. } | Action::Receive { .. } | Action::Configure { .. } => {}
+            Action::Close { conn, flush } => {
+                if flush {
+                    self.nodes[i].closing.push(conn);
+                } else {
+                    if let Some(li) = self.by_end.remove(&(i, conn)) {
+                        let dir = if self.links[li].ends[0] == (i, conn) {
+                            0
+                        } else {
+                            1
+                        };
+                        self.links[li].pipes[dir].fin = true;
+                    }
+                    self.nodes[i].engine.release(now, conn);
+                }
+            }
+        }
+    }
+
+    fn do_event(&mut self, i: usize, e: Event<Vec<u8>, Vec<u8>>) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        match e {
+            Event::Rx { rx, peer, hdr } => {
+                node.log.rx.push((rx, peer, hdr));
+                match node.policy {
+                    RxPolicy::Accept => {
+                        let len = hdr.payload_length;
+                        node.engine
+                            .recv(now, rx, Some(alloc::vec![0u8; len as usize]), len);
+                    }
+                    RxPolicy::Discard => node.engine.recv(now, rx, None, 0),
+                    RxPolicy::Hold => node.log.held.push(rx),
+                }
+            }
+            Event::RxDone { rx, sink, result } => node.log.rx_done.push((rx, sink, result)),
+            Event::TxDone {
+                tx,
+                payload,
+                result,
+            } => node.log.tx_done.push((tx, payload, result)),
+            Event::ConnUp {
+                conn,
+                peer,
+                ctype,
+                version,
+                ..
+            } => node.log.conn_up.push((conn, peer, ctype, version)),
+            Event::ConnDown { conn, peer, reason } => node.log.conn_down.push((conn, peer, reason)),
+            Event::PeerDown { peer } => node.log.peer_down.push(peer),
+            Event::VersionFallback { peer, from, to } => node.log.fallbacks.push((peer, from, to)),
+        }
+    }
+}
