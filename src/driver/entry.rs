@@ -1,0 +1,326 @@
+//! `DriverEntry`, `DriverUnload` and the control device's dispatch routines (WDM).
+//!
+//! The driver exposes one named control device, `\Device\tdinal`, reachable from user mode as
+//! `\\.\tdinal` through the symbolic link `\DosDevices\tdinal`. It handles:
+//! - `IRP_MJ_CREATE`, `IRP_MJ_CLEANUP`, `IRP_MJ_CLOSE`: succeed (handle bookkeeping only);
+//! - `IRP_MJ_DEVICE_CONTROL`: handed to [`device_control`], the place where the ioctl decoder
+//!   plugs in; until then every code gets `STATUS_INVALID_DEVICE_REQUEST`.
+//!
+//! Everything the entry allocates hangs off the device extension and is released by
+//! `DriverUnload` (or by the failure path of `DriverEntry` itself, after which the I/O manager
+//! unloads the image without calling `DriverUnload`).
+//!
+//! The cross-built image's entry point is `DriverEntry` (`/ENTRY:DriverEntry`): a one-instruction
+//! assembly trampoline to [`driver_entry`], so the symbol exists for the linker without being
+//! exported from the image (an exported entry would be called again, with garbage arguments, by
+//! tools that exercise exports). docs/building.md explains why this is a WDM entry and not KMDF's
+//! `FxDriverEntry`.
+use super::pool;
+use super::trace::{kerror, kinfo, ktrace};
+use crate::kernel::{self, wide, *};
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// The control device's name in the object manager namespace.
+pub const DEVICE_NAME: &[u16] = wide!("\\Device\\tdinal");
+/// The symbolic link that makes the device reachable as `\\.\tdinal`.
+pub const LINK_NAME: &[u16] = wide!("\\DosDevices\\tdinal");
+/// Device type of the control device; ioctl codes (`CTL_CODE`) carry it in their top 16 bits.
+/// It must equal `crate::ioctl::codes::FILE_DEVICE_TDINAL` (vendor range, low byte `'e'`).
+pub const DEVICE_TYPE: u32 = 0x8065;
+
+/// Driver-wide state, owned by the control device's extension. Other layers add their state
+/// here (LNet instance, TDI transport, threads); `DriverUnload` drops it.
+pub struct DriverState {
+    /// Open handles on the control device (CREATE minus CLOSE).
+    pub open_handles: AtomicU32,
+}
+
+impl DriverState {
+    fn new() -> Self {
+        DriverState {
+            open_handles: AtomicU32::new(0),
+        }
+    }
+}
+
+/// The control device's extension: a pointer to the boxed [`DriverState`].
+#[repr(C)]
+struct DeviceExtension {
+    state: *mut DriverState,
+}
+
+#[cfg(all(target_os = "windows", target_arch = "x86_64"))]
+core::arch::global_asm!(
+    ".section .text,\"xr\"",
+    ".globl DriverEntry",
+    ".p2align 4",
+    "DriverEntry:",
+    "    jmp {entry}",
+    entry = sym driver_entry,
+);
+
+/// `DriverEntry(DriverObject, RegistryPath)`: creates the control device and its link and
+/// installs the dispatch routines.
+///
+/// # Safety
+/// Called once by the I/O manager at PASSIVE_LEVEL with a valid driver object.
+pub unsafe extern "system" fn driver_entry(
+    driver: *mut DRIVER_OBJECT,
+    _registry_path: *const UNICODE_STRING,
+) -> NTSTATUS {
+    kinfo!("DriverEntry: tdinal {}", env!("CARGO_PKG_VERSION"));
+
+    let state = match Box::try_new_in_pool(DriverState::new()) {
+        Some(s) => s,
+        None => {
+            kerror!("DriverEntry: no memory for the driver state");
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
+    };
+
+    let name = UNICODE_STRING::from_static(DEVICE_NAME);
+    let link = UNICODE_STRING::from_static(LINK_NAME);
+    let mut device: *mut DEVICE_OBJECT = core::ptr::null_mut();
+    // SAFETY: `driver` is the valid driver object we were called with; the name outlives the
+    // call (the I/O manager copies it); `device` receives the new object.
+    let status = unsafe {
+        IoCreateDevice(
+            driver,
+            core::mem::size_of::<DeviceExtension>() as u32,
+            &name,
+            DEVICE_TYPE,
+            FILE_DEVICE_SECURE_OPEN,
+            FALSE,
+            &mut device,
+        )
+    };
+    if !nt_success(status) || device.is_null() {
+        kerror!(
+            "DriverEntry: IoCreateDevice failed: {:#010x}",
+            status as u32
+        );
+        drop(state);
+        return if nt_success(status) {
+            STATUS_UNSUCCESSFUL
+        } else {
+            status
+        };
+    }
+
+    // SAFETY: IoCreateDevice succeeded, so `device` is valid and its extension is a zeroed,
+    // suitably aligned block of size_of::<DeviceExtension>() bytes that we own.
+    unsafe {
+        (*device)
+            .DeviceExtension
+            .cast::<DeviceExtension>()
+            .write(DeviceExtension {
+                state: Box::into_raw(state),
+            });
+    }
+
+    // SAFETY: both strings are valid for the call; the link target is the device just created.
+    let status = unsafe { IoCreateSymbolicLink(&link, &name) };
+    if !nt_success(status) {
+        kerror!(
+            "DriverEntry: IoCreateSymbolicLink failed: {:#010x}",
+            status as u32
+        );
+        // SAFETY: the device is ours, unopened (no link yet), and deleted exactly once here.
+        unsafe { delete_device(device) };
+        return status;
+    }
+
+    // SAFETY: `driver` is valid and we are in DriverEntry, where the dispatch table and the
+    // unload routine are set; `device` is valid and still being initialised.
+    unsafe {
+        let d = &mut *driver;
+        d.MajorFunction[kernel::IRP_MJ_CREATE] = Some(dispatch_create);
+        d.MajorFunction[kernel::IRP_MJ_CLEANUP] = Some(dispatch_cleanup);
+        d.MajorFunction[kernel::IRP_MJ_CLOSE] = Some(dispatch_close);
+        d.MajorFunction[kernel::IRP_MJ_DEVICE_CONTROL] = Some(dispatch_device_control);
+        d.DriverUnload = Some(driver_unload);
+        (*device).Flags &= !DO_DEVICE_INITIALIZING;
+    }
+
+    kinfo!("DriverEntry: control device ready");
+    STATUS_SUCCESS
+}
+
+/// `DriverUnload`: removes the link and every device, releasing what `DriverEntry` allocated.
+///
+/// # Safety
+/// Called once by the I/O manager at PASSIVE_LEVEL after all handles are closed.
+pub unsafe extern "system" fn driver_unload(driver: *mut DRIVER_OBJECT) {
+    kinfo!("DriverUnload");
+    let link = UNICODE_STRING::from_static(LINK_NAME);
+    // SAFETY: the link was created by DriverEntry (unload is only installed after that).
+    let status = unsafe { IoDeleteSymbolicLink(&link) };
+    if !nt_success(status) {
+        kerror!(
+            "DriverUnload: IoDeleteSymbolicLink failed: {:#010x}",
+            status as u32
+        );
+    }
+    // SAFETY: `driver` is valid; the device list holds only devices we created.
+    let mut device = unsafe { (*driver).DeviceObject };
+    while !device.is_null() {
+        // SAFETY: `device` is a live device object of this driver; read the link before deleting.
+        let next = unsafe { (*device).NextDevice };
+        // SAFETY: no handles are open at unload; each device is deleted once.
+        unsafe { delete_device(device) };
+        device = next;
+    }
+    let live = pool::live_allocations();
+    if live == 0 {
+        kinfo!("DriverUnload: done, no pool allocations left");
+    } else {
+        kerror!("DriverUnload: {} pool allocations leaked", live);
+    }
+}
+
+/// Frees the device's state and deletes it.
+///
+/// # Safety
+/// `device` must be a live device created by [`driver_entry`] whose extension was initialised
+/// or is still zeroed, with no other user.
+unsafe fn delete_device(device: *mut DEVICE_OBJECT) {
+    // SAFETY: per the contract the extension is ours; a zeroed one holds a null state.
+    let ext = unsafe { (*device).DeviceExtension.cast::<DeviceExtension>() };
+    if !ext.is_null() {
+        // SAFETY: `ext` is valid; the state pointer came from Box::into_raw or is null.
+        unsafe {
+            let state = core::mem::replace(&mut (*ext).state, core::ptr::null_mut());
+            if !state.is_null() {
+                drop(Box::from_raw(state));
+            }
+        }
+    }
+    // SAFETY: the device is ours and no longer referenced by us.
+    unsafe { IoDeleteDevice(device) };
+}
+
+/// The [`DriverState`] of a device of ours.
+///
+/// # Safety
+/// `device` must be the control device while the driver is loaded (the I/O manager only sends
+/// IRPs to a device between its creation and its deletion).
+unsafe fn state_of<'a>(device: *mut DEVICE_OBJECT) -> Option<&'a DriverState> {
+    // SAFETY: per the contract the extension is ours and initialised by DriverEntry.
+    unsafe {
+        let ext = (*device).DeviceExtension.cast::<DeviceExtension>();
+        if ext.is_null() {
+            return None;
+        }
+        (*ext).state.as_ref()
+    }
+}
+
+/// Completes `irp` with `status` and `information`, returning `status` for the dispatch routine.
+///
+/// # Safety
+/// `irp` must be an IRP this driver owns and has not completed or pended.
+unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
+    // SAFETY: per the contract `irp` is ours; after IofCompleteRequest we do not touch it.
+    unsafe {
+        (*irp).IoStatus.u.Status = status;
+        (*irp).IoStatus.Information = information;
+        IofCompleteRequest(irp, IO_NO_INCREMENT);
+    }
+    status
+}
+
+unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: the I/O manager calls us with our device and an IRP we own until completion.
+    unsafe {
+        if let Some(state) = state_of(device) {
+            let n = state.open_handles.fetch_add(1, Ordering::Relaxed) + 1;
+            ktrace!("create: {} open", n);
+        }
+        complete(irp, STATUS_SUCCESS, 0)
+    }
+}
+
+unsafe extern "system" fn dispatch_cleanup(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: as for dispatch_create.
+    unsafe { complete(irp, STATUS_SUCCESS, 0) }
+}
+
+unsafe extern "system" fn dispatch_close(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: as for dispatch_create.
+    unsafe {
+        if let Some(state) = state_of(device) {
+            let prev = state
+                .open_handles
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .unwrap_or(0);
+            ktrace!("close: {} open", prev.saturating_sub(1));
+        }
+        complete(irp, STATUS_SUCCESS, 0)
+    }
+}
+
+unsafe extern "system" fn dispatch_device_control(
+    device: *mut DEVICE_OBJECT,
+    irp: *mut IRP,
+) -> NTSTATUS {
+    // SAFETY: as for dispatch_create; the current stack location of a DEVICE_CONTROL IRP holds
+    // its DeviceIoControl parameters.
+    unsafe {
+        let stack = IoGetCurrentIrpStackLocation(irp);
+        let (code, in_len, out_len) = if stack.is_null() {
+            (0, 0, 0)
+        } else {
+            let p = (*stack).Parameters.DeviceIoControl;
+            (p.IoControlCode, p.InputBufferLength, p.OutputBufferLength)
+        };
+        let (status, information) = match state_of(device) {
+            Some(state) => device_control(state, code, in_len, out_len),
+            None => (STATUS_INVALID_DEVICE_REQUEST, 0),
+        };
+        complete(irp, status, information)
+    }
+}
+
+/// Handles one `IRP_MJ_DEVICE_CONTROL` request: returns the completion status and the number
+/// of bytes returned. The ioctl decoder (`crate::ioctl`) plugs in here; until then no control
+/// code is known.
+pub fn device_control(
+    _state: &DriverState,
+    code: u32,
+    input_len: u32,
+    output_len: u32,
+) -> (NTSTATUS, usize) {
+    ktrace!(
+        "ioctl {:#010x} (in {} out {}): not supported",
+        code,
+        input_len,
+        output_len
+    );
+    (STATUS_INVALID_DEVICE_REQUEST, 0)
+}
+
+/// Fallible boxing: `None` instead of a bug check when the pool is exhausted.
+trait TryBox<T> {
+    fn try_new_in_pool(value: T) -> Option<Box<T>>;
+}
+
+impl<T> TryBox<T> for Box<T> {
+    fn try_new_in_pool(value: T) -> Option<Box<T>> {
+        let layout = core::alloc::Layout::new::<T>();
+        if layout.size() == 0 {
+            return Some(Box::new(value));
+        }
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { alloc::alloc::alloc(layout) }.cast::<T>();
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` is a fresh, properly aligned allocation for one T from the global
+        // allocator, which is what Box::from_raw requires.
+        unsafe {
+            p.write(value);
+            Some(Box::from_raw(p))
+        }
+    }
+}

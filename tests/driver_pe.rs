@@ -1,0 +1,192 @@
+//! Builds the cross-compiled driver and checks that the file is a Windows kernel driver image
+//! of the kind documented in docs/building.md: AMD64, native subsystem, entry at `DriverEntry`,
+//! NX/ASLR/integrity-check flags, a valid checksum, W^X sections, no exports, and imports only
+//! from kernel-mode modules.
+//!
+//! Fails (never skips) when the Windows target is missing, naming the install command.
+mod driver_common;
+
+use object::pe;
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
+use object::{LittleEndian as LE, Object};
+
+/// The modules a tdinal driver may import from (case-insensitive).
+const ALLOWED_IMPORT_MODULES: &[&str] = &[
+    "ntoskrnl.exe",
+    "hal.dll",
+    "wdfldr.sys",
+    "tdi.sys",
+    "netio.sys",
+];
+
+fn read_image() -> (Vec<u8>, String) {
+    let driver = driver_common::build_driver();
+    let data = std::fs::read(&driver.image).expect("read the driver image");
+    let map = std::fs::read_to_string(&driver.map).expect("read the linker map");
+    (data, map)
+}
+
+/// The PE checksum as the image loader computes it: 16-bit one's-complement-style sum of the
+/// file with the checksum field taken as zero, folded, plus the file length.
+fn pe_checksum(data: &[u8], checksum_offset: usize) -> u32 {
+    let mut sum: u64 = 0;
+    let mut i = 0;
+    while i < data.len() {
+        let lo = data[i];
+        let hi = data.get(i + 1).copied().unwrap_or(0);
+        let word = if (checksum_offset..checksum_offset + 4).contains(&i) {
+            0
+        } else {
+            u64::from(u16::from_le_bytes([lo, hi]))
+        };
+        sum += word;
+        sum = (sum & 0xffff) + (sum >> 16);
+        i += 2;
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    (sum as u32).wrapping_add(data.len() as u32)
+}
+
+#[test]
+fn driver_image_is_a_native_amd64_driver() {
+    let (data, _) = read_image();
+    let file = PeFile64::parse(&*data).expect("parse the driver as PE32+");
+    let nt = file.nt_headers();
+    let fh = nt.file_header();
+    let oh = nt.optional_header();
+
+    assert_eq!(
+        fh.machine.get(LE),
+        pe::IMAGE_FILE_MACHINE_AMD64,
+        "machine must be AMD64"
+    );
+    let chars = fh.characteristics.get(LE);
+    assert_ne!(
+        chars & pe::IMAGE_FILE_EXECUTABLE_IMAGE,
+        0,
+        "not an executable image"
+    );
+    assert_eq!(
+        chars & pe::IMAGE_FILE_RELOCS_STRIPPED,
+        0,
+        "relocations stripped: the image could not be rebased"
+    );
+    assert_eq!(
+        oh.subsystem(),
+        pe::IMAGE_SUBSYSTEM_NATIVE,
+        "subsystem must be NATIVE (1)"
+    );
+
+    let dll = oh.dll_characteristics();
+    for (flag, name) in [
+        (pe::IMAGE_DLLCHARACTERISTICS_NX_COMPAT, "NX_COMPAT"),
+        (pe::IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE, "DYNAMIC_BASE"),
+        (
+            pe::IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY,
+            "FORCE_INTEGRITY",
+        ),
+    ] {
+        assert_ne!(
+            dll & flag,
+            0,
+            "DllCharacteristics lacks {name} ({dll:#06x})"
+        );
+    }
+
+    // The checksum is set (/RELEASE) and right: the kernel loader checks it for drivers.
+    let pe_offset = u32::from_le_bytes(data[0x3c..0x40].try_into().unwrap()) as usize;
+    let checksum_offset = pe_offset + 4 + 20 + 64;
+    assert_ne!(oh.check_sum(), 0, "no PE checksum (link with /RELEASE)");
+    assert_eq!(
+        oh.check_sum(),
+        pe_checksum(&data, checksum_offset),
+        "PE checksum does not match the file"
+    );
+}
+
+#[test]
+fn entry_point_is_driver_entry_in_text() {
+    let (data, map) = read_image();
+    let file = PeFile64::parse(&*data).expect("parse the driver as PE32+");
+    let entry = u64::from(file.nt_headers().optional_header().address_of_entry_point());
+    assert_ne!(entry, 0, "no entry point");
+
+    let text = file
+        .section_table()
+        .iter()
+        .find(|s| s.name.starts_with(b".text\0"))
+        .expect("a .text section");
+    let start = u64::from(text.virtual_address.get(LE));
+    let end = start + u64::from(text.virtual_size.get(LE));
+    assert!(
+        (start..end).contains(&entry),
+        "entry {entry:#x} outside .text {start:#x}..{end:#x}"
+    );
+    let c = text.characteristics.get(LE);
+    assert_ne!(c & pe::IMAGE_SCN_MEM_EXECUTE, 0, ".text is not executable");
+
+    let driver_entry =
+        driver_common::map_symbol_rva(&map, "DriverEntry").expect("DriverEntry in the linker map");
+    assert_eq!(entry, driver_entry, "entry point is not DriverEntry");
+}
+
+#[test]
+fn sections_are_never_writable_and_executable() {
+    let (data, _) = read_image();
+    let file = PeFile64::parse(&*data).expect("parse the driver as PE32+");
+    for s in file.section_table().iter() {
+        let c = s.characteristics.get(LE);
+        let name = String::from_utf8_lossy(&s.name)
+            .trim_end_matches('\0')
+            .to_string();
+        assert!(
+            c & pe::IMAGE_SCN_MEM_WRITE == 0 || c & pe::IMAGE_SCN_MEM_EXECUTE == 0,
+            "section {name} is writable and executable ({c:#010x})"
+        );
+    }
+}
+
+#[test]
+fn imports_only_from_kernel_modules_and_nothing_exported() {
+    let (data, _) = read_image();
+    let file = PeFile64::parse(&*data).expect("parse the driver as PE32+");
+    let imports = file.imports().expect("read the import table");
+    assert!(!imports.is_empty(), "the driver imports nothing");
+
+    let mut from_ntoskrnl = Vec::new();
+    for imp in &imports {
+        let module = String::from_utf8_lossy(imp.library()).to_ascii_lowercase();
+        let name = String::from_utf8_lossy(imp.name()).to_string();
+        assert!(
+            ALLOWED_IMPORT_MODULES.contains(&module.as_str()),
+            "{name} is imported from {module}, which is not a kernel module on the allow-list {ALLOWED_IMPORT_MODULES:?}"
+        );
+        if module == "ntoskrnl.exe" {
+            from_ntoskrnl.push(name);
+        }
+    }
+    assert!(!from_ntoskrnl.is_empty(), "no import from ntoskrnl.exe");
+    for needed in ["IoCreateDevice", "IoCreateSymbolicLink", "IoDeleteDevice"] {
+        assert!(
+            from_ntoskrnl.iter().any(|n| n == needed),
+            "{needed} is not imported from ntoskrnl.exe (imports: {from_ntoskrnl:?})"
+        );
+    }
+    println!(
+        "driver image: {} bytes, imports from ntoskrnl.exe: {}",
+        data.len(),
+        from_ntoskrnl.join(", ")
+    );
+
+    // An exported function is called with made-up arguments by tools that exercise exports
+    // (the emulator does); DriverEntry is reached through the entry point only.
+    let exports = file.exports().expect("read the export table");
+    assert!(
+        exports.is_empty(),
+        "the driver exports symbols: {:?}",
+        exports
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.name()).to_string())
+            .collect::<Vec<_>>()
+    );
+}

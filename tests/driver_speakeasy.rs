@@ -1,0 +1,278 @@
+//! Runs the cross-built driver in the speakeasy kernel emulator and checks its report:
+//! `DriverEntry` returns `STATUS_SUCCESS` after creating `\Device\tdinal` and its symbolic link;
+//! the create/device-control/cleanup/close dispatch routines complete the IRP they get (device
+//! control with `STATUS_INVALID_DEVICE_REQUEST`); `DriverUnload` deletes the link and the device
+//! and frees every pool block the driver allocated; no run ends in an error (fault, unsupported
+//! API, …). Pool allocations must use `NonPagedPoolNx` and tag `Tdin`; traces go to
+//! `DPFLTR_IHVNETWORK_ID`.
+//!
+//! What the emulator cannot show: real I/O manager behaviour (its device-control IRP carries a
+//! fixed code and no buffers, and its current stack location is off by one), TDI, or threads.
+//!
+//! Speakeasy comes from PyPI (`speakeasy-emulator`); the test finds it through
+//! `TDINAL_SPEAKEASY` (path of the `speakeasy` executable) or at
+//! `/opt/speakeasy-venv/bin/speakeasy`, where `.ci/test-all` installs it. Missing: the test fails.
+mod driver_common;
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+const DEFAULT_SPEAKEASY: &str = "/opt/speakeasy-venv/bin/speakeasy";
+const INSTALL: &str = "python3 -m venv /opt/speakeasy-venv && /opt/speakeasy-venv/bin/pip install speakeasy-emulator (or run `bash .ci/test-all`), or point TDINAL_SPEAKEASY at a speakeasy executable";
+
+const STATUS_SUCCESS: u64 = 0;
+const STATUS_INVALID_DEVICE_REQUEST: u64 = 0xC000_0010;
+const NON_PAGED_POOL_NX: u64 = 0x200;
+const DPFLTR_IHVNETWORK_ID: u64 = 0x50;
+
+fn speakeasy() -> PathBuf {
+    let path = std::env::var_os("TDINAL_SPEAKEASY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SPEAKEASY));
+    assert!(
+        path.is_file(),
+        "speakeasy not found at {} — install it: {INSTALL}",
+        path.display()
+    );
+    path
+}
+
+/// Runs the emulator on the driver and returns the parsed JSON report.
+fn emulate() -> Value {
+    let exe = speakeasy();
+    let driver = driver_common::build_driver();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("speakeasy");
+    std::fs::create_dir_all(&dir).expect("create the emulation directory");
+    let sys = dir.join("tdinal.sys");
+    let report = dir.join("report.json");
+    std::fs::copy(&driver.image, &sys).expect("copy the driver");
+    let _ = std::fs::remove_file(&report);
+    let out = Command::new(&exe)
+        .arg("-t")
+        .arg(&sys)
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-mp")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} — install it: {INSTALL}", exe.display()));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "speakeasy failed ({}):\n{log}",
+        out.status
+    );
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report from speakeasy ({e}):\n{log}"));
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+fn hex(v: &Value) -> Option<u64> {
+    let s = v.as_str()?;
+    u64::from_str_radix(s.strip_prefix("0x")?, 16).ok()
+}
+
+/// One emulated entry point of the report: its type, arguments, return value and API calls.
+struct Run<'a> {
+    ep_type: &'a str,
+    args: Vec<u64>,
+    ret: Option<u64>,
+    apis: Vec<(&'a str, &'a [Value], Option<u64>)>,
+}
+
+fn runs(report: &Value) -> Vec<Run<'_>> {
+    let eps = report["entry_points"]
+        .as_array()
+        .expect("report.entry_points is an array");
+    eps.iter()
+        .map(|ep| {
+            let error = &ep["error"];
+            let no_error = error.is_null() || error.as_object().is_some_and(|o| o.is_empty());
+            assert!(
+                no_error,
+                "emulated {} ended in an error: {error:#}",
+                ep["ep_type"]
+            );
+            Run {
+                ep_type: ep["ep_type"].as_str().unwrap_or("?"),
+                args: ep["ep_args"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(hex).collect())
+                    .unwrap_or_default(),
+                ret: hex(&ep["ret_val"]),
+                apis: ep["apis"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|c| {
+                                (
+                                    c["api_name"].as_str().unwrap_or("?"),
+                                    c["args"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+                                    hex(&c["ret_val"]),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn calls<'r>(run: &'r Run<'_>, api: &str) -> Vec<&'r [Value]> {
+    run.apis
+        .iter()
+        .filter(|(name, _, _)| *name == api)
+        .map(|(_, args, _)| *args)
+        .collect()
+}
+
+#[test]
+fn driver_loads_serves_irps_and_unloads_cleanly_in_speakeasy() {
+    let report = emulate();
+    let runs = runs(&report);
+    let types: Vec<&str> = runs.iter().map(|r| r.ep_type).collect();
+    let get = |t: &str| {
+        runs.iter()
+            .find(|r| r.ep_type == t)
+            .unwrap_or_else(|| panic!("no {t} run in the report (runs: {types:?})"))
+    };
+
+    // DriverEntry: device, then link, then success.
+    let entry = get("entry_point");
+    assert_eq!(
+        entry.ret,
+        Some(STATUS_SUCCESS),
+        "DriverEntry did not return STATUS_SUCCESS"
+    );
+    let created = calls(entry, "ntoskrnl.IoCreateDevice");
+    assert_eq!(
+        created.len(),
+        1,
+        "DriverEntry must call IoCreateDevice once"
+    );
+    assert_eq!(
+        created[0][2].as_str(),
+        Some("\\Device\\tdinal"),
+        "device name"
+    );
+    let linked = calls(entry, "ntoskrnl.IoCreateSymbolicLink");
+    assert_eq!(
+        linked.len(),
+        1,
+        "DriverEntry must call IoCreateSymbolicLink once"
+    );
+    assert_eq!(
+        linked[0][0].as_str(),
+        Some("\\DosDevices\\tdinal"),
+        "link name"
+    );
+    assert_eq!(
+        linked[0][1].as_str(),
+        Some("\\Device\\tdinal"),
+        "link target"
+    );
+
+    // Each dispatch routine completes the IRP it was given, with the status it returns.
+    let mut device = None;
+    for (t, want) in [
+        ("irp_mj_create", STATUS_SUCCESS),
+        ("irp_mj_device_control", STATUS_INVALID_DEVICE_REQUEST),
+        ("irp_mj_cleanup", STATUS_SUCCESS),
+        ("irp_mj_close", STATUS_SUCCESS),
+    ] {
+        let run = get(t);
+        assert_eq!(
+            run.ret,
+            Some(want),
+            "{t} returned {:?}",
+            run.ret.map(|v| format!("{v:#x}"))
+        );
+        let irp = run.args.get(1).copied();
+        let completed: Vec<Option<u64>> = calls(run, "ntoskrnl.IofCompleteRequest")
+            .iter()
+            .map(|a| a.first().and_then(hex))
+            .collect();
+        assert_eq!(
+            completed,
+            vec![irp],
+            "{t} must complete its IRP exactly once"
+        );
+        device = run.args.first().copied();
+    }
+
+    // DriverUnload: link and device deleted.
+    let unload = get("driver_unload");
+    let unlinked = calls(unload, "ntoskrnl.IoDeleteSymbolicLink");
+    assert_eq!(
+        unlinked.len(),
+        1,
+        "DriverUnload must delete the symbolic link"
+    );
+    assert_eq!(unlinked[0][0].as_str(), Some("\\DosDevices\\tdinal"));
+    let deleted: Vec<Option<u64>> = calls(unload, "ntoskrnl.IoDeleteDevice")
+        .iter()
+        .map(|a| a.first().and_then(hex))
+        .collect();
+    assert_eq!(
+        deleted,
+        vec![device],
+        "DriverUnload must delete the control device once"
+    );
+
+    // Pool: NonPagedPoolNx, tag Tdin, every block freed by the end (with the same tag).
+    let mut live = std::collections::BTreeSet::new();
+    let mut allocations = 0;
+    for run in &runs {
+        for (name, args, ret) in &run.apis {
+            match *name {
+                "ntoskrnl.ExAllocatePoolWithTag" => {
+                    assert_eq!(
+                        args.first().and_then(hex),
+                        Some(NON_PAGED_POOL_NX),
+                        "pool type"
+                    );
+                    assert_eq!(
+                        args.get(2).and_then(Value::as_str),
+                        Some("Tdin"),
+                        "pool tag"
+                    );
+                    let p = ret.expect("allocation result");
+                    assert_ne!(p, 0, "allocation failed in the emulator");
+                    assert!(live.insert(p), "pool block {p:#x} handed out twice");
+                    allocations += 1;
+                }
+                "ntoskrnl.ExFreePoolWithTag" => {
+                    let p = args.first().and_then(hex).expect("freed pointer");
+                    assert_eq!(
+                        args.get(1).and_then(Value::as_str),
+                        Some("Tdin"),
+                        "free tag"
+                    );
+                    assert!(live.remove(&p), "{p:#x} freed but not allocated (or twice)");
+                }
+                "ntoskrnl.ExAllocatePool2" | "ntoskrnl.ExAllocatePool" | "ntoskrnl.ExFreePool" => {
+                    panic!("{name} used: the driver allocates only with ExAllocatePoolWithTag")
+                }
+                "ntoskrnl.DbgPrintEx" => {
+                    assert_eq!(
+                        args.first().and_then(hex),
+                        Some(DPFLTR_IHVNETWORK_ID),
+                        "trace component"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        allocations > 0,
+        "the driver state is expected to come from the pool"
+    );
+    assert!(live.is_empty(), "pool blocks never freed: {live:x?}");
+    println!("speakeasy: runs {types:?}; {allocations} pool allocation(s), all freed");
+}
