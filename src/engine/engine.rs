@@ -159,21 +159,13 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
     /// discarded), or discard it all with `sink` = `None`. One [`Event::RxDone`] follows.
     pub fn recv(&mut self, now: Time, rx: RxId, sink: Option<S>, mlen: u32) {
         let Some(conn) = self.conns.get_mut(&rx.conn) else {
-            self.events.push_back(Event::RxDone {
-                rx,
-                sink,
-                result: Err(Error::ConnClosed),
-            });
+            self.rx_done(rx, sink, Err(Error::ConnClosed));
             return;
         };
         let rlen = match conn.rx_pending {
             Some((seq, hdr)) if seq == rx.seq && conn.is_established() => hdr.payload_length,
             _ => {
-                self.events.push_back(Event::RxDone {
-                    rx,
-                    sink,
-                    result: Err(Error::ConnClosed),
-                });
+                self.rx_done(rx, sink, Err(Error::ConnClosed));
                 return;
             }
         };
@@ -185,6 +177,22 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             self.handle_rx_item(rx.conn, item, now);
             self.actions.push_back(Action::Receive { conn: rx.conn });
         }
+    }
+
+    /// Answers [`Event::Rx`] with "garbage" (what a negative `lnet_parse` return means): the
+    /// message fails and its connection closes with a protocol error.
+    pub fn reject(&mut self, now: Time, rx: RxId, why: &'static str) {
+        let live = self
+            .conns
+            .get(&rx.conn)
+            .is_some_and(|c| c.rx_pending.is_some_and(|(s, _)| s == rx.seq));
+        if live {
+            if let Some(c) = self.conns.get_mut(&rx.conn) {
+                c.rx_pending = None;
+            }
+            self.close_conn(rx.conn, Error::Protocol(why), false, now);
+        }
+        self.rx_done(rx, None, Err(Error::Protocol(why)));
     }
 
     // ------------------------------------------------------------------------------------------
@@ -457,12 +465,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         }
         if let Some(sink) = c.rx.take_sink() {
             if let Some((seq, _)) = c.rx_pending {
-                self.events.push_back(Event::RxDone {
-                    rx: RxId { conn, seq },
-                    sink: Some(sink),
-                    result: Err(why),
-                });
-                self.stats.rx_msgs_open = self.stats.rx_msgs_open.wrapping_sub(1);
+                self.rx_done(RxId { conn, seq }, Some(sink), Err(why));
             }
         }
         if let Some(p) = c.peer {
@@ -1021,9 +1024,6 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         let mut waiting: Vec<ZcWait<P>> = Vec::new();
         let mut last_gone = false;
         if let Some(peer) = self.peers.get_mut(&pid) {
-            if was == ConnState::Handshake && !active {
-                peer.handshaking = peer.handshaking.saturating_sub(1);
-            }
             if was == ConnState::Established {
                 peer.conns.retain(|x| *x != conn);
                 if peer.conns.is_empty() {
@@ -1523,25 +1523,16 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                     return;
                 };
                 let rx = RxId { conn, seq };
-                self.stats.rx_msgs_open = self.stats.rx_msgs_open.wrapping_sub(1);
                 self.stats.rx_msgs = self.stats.rx_msgs.wrapping_add(1);
                 if let Err((wire, computed)) = csum {
                     let e = Error::Checksum { wire, computed };
-                    self.events.push_back(Event::RxDone {
-                        rx,
-                        sink,
-                        result: Err(e),
-                    });
+                    self.rx_done(rx, sink, Err(e));
                     self.close_conn(conn, e, false, now);
                     return;
                 }
                 let cookie = ksock.zc_cookies[0];
                 let routed = c.peer.is_some_and(|p| p.nid != hdr.src_nid);
-                self.events.push_back(Event::RxDone {
-                    rx,
-                    sink,
-                    result: Ok(mlen),
-                });
+                self.rx_done(rx, sink, Ok(mlen));
                 if cookie != 0 {
                     self.send_zc_ack(conn, cookie, routed, now);
                 }
@@ -1627,8 +1618,14 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         match found {
             Some(cid) => self.queue_ack_on_with(cid, cookie, nonblk),
             None => {
-                let connecting = self.peers.get(&pid).is_some_and(|p| p.connecting());
-                if connecting {
+                // No eligible connection yet (V3: the BULK_IN one may still be coming up). Keep
+                // the ACK with the peer while it has or is making connections; it goes out when a
+                // suitable one is established (or expires with the peer's other parked messages).
+                let alive = self
+                    .peers
+                    .get(&pid)
+                    .is_some_and(|p| p.connecting() || !p.conns.is_empty());
+                if alive {
                     let deadline = now.plus_secs(self.cfg.sock_timeout);
                     if let Some(p) = self.peers.get_mut(&pid) {
                         p.parked.push_back(Parked {
@@ -1676,6 +1673,12 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             c.tx_progress = Time(c.tx_progress.0.max(c.last_rx.0));
             self.actions.push_back(Action::Send { conn: cid });
         }
+    }
+
+    /// Finishes a message announced by [`Event::Rx`] (exactly once per announcement).
+    fn rx_done(&mut self, rx: RxId, sink: Option<S>, result: Result<u32, Error>) {
+        self.stats.rx_msgs_open = self.stats.rx_msgs_open.wrapping_sub(1);
+        self.events.push_back(Event::RxDone { rx, sink, result });
     }
 
     fn finalize_tx(&mut self, tx: Tx<P>, result: Result<(), Error>) {

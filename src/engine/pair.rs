@@ -41,12 +41,17 @@ pub enum RxPolicy {
     Hold,
 }
 
+/// A finished receive as the log keeps it.
+pub type RxDoneRecord = (RxId, Option<Vec<u8>>, Result<u32, Error>);
+/// A finished send as the log keeps it.
+pub type TxDoneRecord = (TxId, Option<Vec<u8>>, Result<(), Error>);
+
 /// Everything a node's upper layer was told, for assertions.
 #[derive(Default)]
 pub struct Log {
     pub rx: Vec<(RxId, ProcessId, LnetHdr)>,
-    pub rx_done: Vec<(RxId, Option<Vec<u8>>, Result<u32, Error>)>,
-    pub tx_done: Vec<(TxId, Option<Vec<u8>>, Result<(), Error>)>,
+    pub rx_done: Vec<RxDoneRecord>,
+    pub tx_done: Vec<TxDoneRecord>,
     pub conn_up: Vec<(
         ConnId,
         ProcessId,
@@ -66,6 +71,9 @@ pub struct Log {
 
 pub struct SimNode {
     pub engine: SimEngine,
+    /// When set, the node's upper layer is the LNet layer instead of the `policy`.
+    pub lnet: Option<crate::lnet::Lnet<Vec<u8>>>,
+    pub lnet_events: Vec<crate::lnet::LnetEvent>,
     pub ip: u32,
     pub listening: bool,
     pub policy: RxPolicy,
@@ -134,6 +142,8 @@ impl Sim {
         };
         self.nodes.push(SimNode {
             engine: Engine::new(ni, cfg, true),
+            lnet: None,
+            lnet_events: Vec::new(),
             ip: addr,
             listening: true,
             policy: RxPolicy::Accept,
@@ -213,12 +223,24 @@ impl Sim {
         self.nodes[from].engine.send(now, to, hdr, payload)
     }
 
+    /// Gives node `i` the LNet layer as its upper layer.
+    pub fn with_lnet(&mut self, i: usize) {
+        let ni = self.nodes[i].engine.ni();
+        self.nodes[i].lnet = Some(crate::lnet::Lnet::new(ni));
+    }
+
     /// Advances the clock by `ms` and runs the reapers.
     pub fn advance(&mut self, ms: u64) {
         self.now = self.now.plus_ms(ms);
         let now = self.now;
         for n in &mut self.nodes {
             n.engine.handle_timeout(now);
+            if let Some(l) = n.lnet.as_mut() {
+                l.handle_timeout(now);
+                while let Some(ev) = l.poll_event() {
+                    n.lnet_events.push(ev);
+                }
+            }
         }
         self.run();
     }
@@ -422,6 +444,13 @@ impl Sim {
     fn do_event(&mut self, i: usize, e: Event<Vec<u8>, Vec<u8>>) {
         let now = self.now;
         let node = &mut self.nodes[i];
+        if let Some(l) = node.lnet.as_mut() {
+            l.handle_event(&mut node.engine, now, e);
+            while let Some(ev) = l.poll_event() {
+                node.lnet_events.push(ev);
+            }
+            return;
+        }
         match e {
             Event::Rx { rx, peer, hdr } => {
                 node.log.rx.push((rx, peer, hdr));

@@ -43,8 +43,6 @@ pub struct Peer<P> {
     pub routes: Vec<Route>,
     /// Established connections.
     pub conns: Vec<ConnId>,
-    /// Handshakes in progress with this peer (either direction).
-    pub handshaking: u32,
     /// Protocol and incarnation of the current session (from its first connection); forgotten
     /// when the last connection closes.
     pub session: Option<(ProtoVersion, u64)>,
@@ -64,7 +62,6 @@ impl<P> Peer<P> {
             id,
             routes: Vec::new(),
             conns: Vec::new(),
-            handshaking: 0,
             session: None,
             learned: None,
             zc_next: super::zc::FIRST_COOKIE,
@@ -76,14 +73,13 @@ impl<P> Peer<P> {
     }
 
     pub fn connecting(&self) -> bool {
-        self.handshaking > 0 || self.routes.iter().any(|r| r.connecting.is_some())
+        self.routes.iter().any(|r| r.connecting.is_some())
     }
 
     /// Nothing left that needs this record.
     pub fn is_idle(&self) -> bool {
         self.routes.is_empty()
             && self.conns.is_empty()
-            && self.handshaking == 0
             && self.zc_wait.is_empty()
             && self.parked.is_empty()
     }
