@@ -367,3 +367,175 @@ impl<P: TxPayload> TxQueue<P> {
         self.q.front().is_some_and(|t| t.started)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::arithmetic_side_effects
+    )]
+    use super::*;
+    use crate::engine::proto::{PROTO_V2, PROTO_V3};
+    use crate::wire::{LnetMsg, Nid, WireHandle};
+
+    fn lnet(id: u64, len: usize) -> Tx<Vec<u8>> {
+        let hdr = LnetHdr {
+            dest_nid: Nid(1),
+            src_nid: Nid(2),
+            dest_pid: 12345,
+            src_pid: 12345,
+            payload_length: len as u32,
+            msg: LnetMsg::Put {
+                ack_wmd: WireHandle::NONE,
+                match_bits: 0,
+                hdr_data: 0,
+                ptl_index: 4,
+                offset: 0,
+            },
+        };
+        Tx::new_lnet(TxId(id), hdr, Some(vec![0xab; len]))
+    }
+
+    fn cookies(q: &TxQueue<Vec<u8>>) -> Vec<(bool, [u64; 2])> {
+        q.q.iter()
+            .map(|t| (t.is_noop(), t.ksock.zc_cookies))
+            .collect()
+    }
+
+    #[test]
+    fn v2_ack_piggybacks_on_the_first_unstarted_lnet_message() {
+        let mut q = TxQueue::default();
+        q.push_lnet(lnet(1, 10), &PROTO_V2);
+        q.push_lnet(lnet(2, 10), &PROTO_V2);
+        assert!(!q.queue_zc_ack(7, ZcAckStyle::Piggyback, &PROTO_V2));
+        assert!(!q.queue_zc_ack(8, ZcAckStyle::Piggyback, &PROTO_V2));
+        // A third ACK finds no carrier: a NOOP is queued.
+        assert!(q.queue_zc_ack(9, ZcAckStyle::Piggyback, &PROTO_V2));
+        assert_eq!(
+            cookies(&q),
+            vec![(false, [0, 7]), (false, [0, 8]), (true, [0, 9])]
+        );
+    }
+
+    #[test]
+    fn v2_started_message_cannot_carry_an_ack() {
+        let mut q = TxQueue::default();
+        q.push_lnet(lnet(1, 10), &PROTO_V2);
+        let mut corrupt = false;
+        let mut out: [&[u8]; 4] = [&[]; 4];
+        let how = Framing {
+            proto: &PROTO_V2,
+            endian: Endian::Little,
+            csum: false,
+            corrupt: &mut corrupt,
+        };
+        assert!(q.slices(how, 1, |_| {}, &mut out) > 0);
+        assert!(q.queue_zc_ack(7, ZcAckStyle::Piggyback, &PROTO_V2));
+        assert_eq!(cookies(&q), vec![(false, [0, 0]), (true, [0, 7])]);
+    }
+
+    #[test]
+    fn v2_later_lnet_message_takes_over_the_noop_and_its_place() {
+        let mut q = TxQueue::default();
+        assert!(q.queue_zc_ack(7, ZcAckStyle::Piggyback, &PROTO_V2));
+        q.push_back(Tx::new_raw(vec![1, 2, 3]), &PROTO_V2);
+        q.push_lnet(lnet(1, 10), &PROTO_V2);
+        assert_eq!(q.q.len(), 2, "the NOOP was replaced");
+        assert!(
+            q.q[0].is_lnet() && q.q[0].ksock.zc_cookies == [0, 7],
+            "in the NOOP's position"
+        );
+        assert_eq!(q.queued_bytes, (24 + 72 + 10 + 3) as u64);
+    }
+
+    #[test]
+    fn v3_noop_merges_acks_and_keepalive_becomes_an_ack() {
+        let mut q: TxQueue<Vec<u8>> = TxQueue::default();
+        assert!(q.queue_zc_ack(4, ZcAckStyle::MergeNoops, &PROTO_V3));
+        for c in [5, 6, 3] {
+            assert!(!q.queue_zc_ack(c, ZcAckStyle::MergeNoops, &PROTO_V3));
+        }
+        assert_eq!(cookies(&q), vec![(true, [3, 6])]);
+        assert!(
+            q.queue_zc_ack(20, ZcAckStyle::MergeNoops, &PROTO_V3),
+            "not contiguous: new NOOP"
+        );
+        let mut ka: TxQueue<Vec<u8>> = TxQueue::default();
+        ka.push_back(Tx::new_noop(1), &PROTO_V3);
+        assert!(!ka.queue_zc_ack(9, ZcAckStyle::MergeNoops, &PROTO_V3));
+        assert_eq!(cookies(&ka), vec![(true, [0, 9])]);
+    }
+
+    #[test]
+    fn v2_checksum_covers_everything_and_matches_the_spec_example() {
+        // Spec A.4: a NOOP acknowledging cookie 5 carries CRC 0x7FBB3464 on V2.
+        let mut q: TxQueue<Vec<u8>> = TxQueue::default();
+        q.push_back(Tx::new_noop(5), &PROTO_V2);
+        let mut corrupt = false;
+        let mut out: [&[u8]; 4] = [&[]; 4];
+        let how = Framing {
+            proto: &PROTO_V2,
+            endian: Endian::Little,
+            csum: true,
+            corrupt: &mut corrupt,
+        };
+        let n = q.slices(how, usize::MAX, |_| {}, &mut out);
+        let bytes: Vec<u8> = out[..n].concat();
+        assert_eq!(
+            bytes,
+            [
+                0xc0, 0, 0, 0, 0x64, 0x34, 0xbb, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0,
+                0
+            ]
+        );
+    }
+
+    #[test]
+    fn slices_resume_after_partial_commits_and_lend_payload_without_copy() {
+        let mut q = TxQueue::default();
+        let tx = lnet(1, 5000);
+        q.push_lnet(tx, &PROTO_V3);
+        let payload_ptr = match &q.q[0].kind {
+            TxKind::Lnet {
+                payload: Some(p), ..
+            } => p.as_ptr(),
+            _ => unreachable!(),
+        };
+        let mut corrupt = false;
+        {
+            let mut out: [&[u8]; 4] = [&[]; 4];
+            let how = Framing {
+                proto: &PROTO_V3,
+                endian: Endian::Little,
+                csum: false,
+                corrupt: &mut corrupt,
+            };
+            let n = q.slices(how, usize::MAX, |_| {}, &mut out);
+            assert_eq!(n, 2);
+            assert_eq!(out[0].len(), 96);
+            assert_eq!(
+                out[1].as_ptr(),
+                payload_ptr,
+                "the caller's buffer itself, not a copy"
+            );
+        }
+        let mut done = 0;
+        q.commit(100, &PROTO_V3, &mut |_| done += 1);
+        {
+            let mut out: [&[u8]; 4] = [&[]; 4];
+            let how = Framing {
+                proto: &PROTO_V3,
+                endian: Endian::Little,
+                csum: false,
+                corrupt: &mut corrupt,
+            };
+            let n = q.slices(how, usize::MAX, |_| {}, &mut out);
+            assert_eq!(n, 1);
+            assert_eq!(out[0].len(), 5000 - 4);
+        }
+        q.commit(4996, &PROTO_V3, &mut |_| done += 1);
+        assert_eq!(done, 1);
+        assert!(q.is_empty() && q.queued_bytes == 0);
+    }
+}
