@@ -38,30 +38,44 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     }
 }
 
+/// The `__chkstk` routine as assembly text, under the symbol name given (so the host tests can
+/// assemble the very same instructions under another name). RAX = bytes the caller is about to
+/// allocate below its RSP.
+#[allow(unused_macros)]
+#[rustfmt::skip]
+macro_rules! chkstk_asm {
+    ($name:literal) => {
+        concat!(
+            ".globl ", $name, "\n",
+            ".p2align 4\n",
+            $name, ":\n",
+            // R10 = caller's RSP (above our return address) minus the request = lowest byte
+            // the new frame needs. A request larger than the address probes down to 0 (faults).
+            "    lea r10, [rsp + 8]\n",
+            "    sub r10, rax\n",
+            "    jae .L", $name, "_start\n",
+            "    xor r10d, r10d\n",
+            ".L", $name, "_start:\n",
+            // R11 = start of the page RSP is in (already touched: our return address is there).
+            "    mov r11, rsp\n",
+            "    and r11, -4096\n",
+            ".L", $name, "_loop:\n",
+            "    cmp r11, r10\n",
+            "    jbe .L", $name, "_done\n",
+            "    sub r11, 4096\n",
+            // A read touches the page (guard pages are hit top-down, in order).
+            "    test byte ptr [r11], 0\n",
+            "    jmp .L", $name, "_loop\n",
+            ".L", $name, "_done:\n",
+            "    ret\n",
+        )
+    };
+}
+
 #[cfg(all(target_os = "windows", target_arch = "x86_64", not(feature = "wdk")))]
 core::arch::global_asm!(
-    // __chkstk: RAX = bytes the caller is about to allocate below its RSP.
     ".section .text,\"xr\"",
-    ".globl __chkstk",
-    ".p2align 4",
-    "__chkstk:",
-    // R10 = caller's RSP (above our return address) minus the request = lowest byte needed.
-    "    lea r10, [rsp + 8]",
-    "    sub r10, rax",
-    "    jae .Ltdinal_chkstk_start",
-    "    xor r10d, r10d", // a request larger than the address: probe down to 0 (will fault)
-    ".Ltdinal_chkstk_start:",
-    // R11 = start of the page RSP is in (already touched: our return address is there).
-    "    mov r11, rsp",
-    "    and r11, -4096",
-    ".Ltdinal_chkstk_loop:",
-    "    cmp r11, r10",
-    "    jbe .Ltdinal_chkstk_done",
-    "    sub r11, 4096",
-    "    test byte ptr [r11], 0", // a read touches the page
-    "    jmp .Ltdinal_chkstk_loop",
-    ".Ltdinal_chkstk_done:",
-    "    ret",
+    chkstk_asm!("__chkstk"),
     // __CxxFrameHandler3: EXCEPTION_DISPOSITION ExceptionContinueSearch.
     ".globl __CxxFrameHandler3",
     ".p2align 4",
@@ -76,3 +90,60 @@ core::arch::global_asm!(
     "    .long 0",
     ".text",
 );
+
+/// The `__chkstk` instructions, assembled on the Linux host under another name and called the
+/// way LLVM calls it: they must leave RSP, RAX and every register but R10/R11 as they were, and
+/// return for frames of any size the stack has room for.
+#[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
+mod chkstk_tests {
+    core::arch::global_asm!(".text", chkstk_asm!("tdinal_test_chkstk"));
+
+    unsafe extern "C" {
+        fn tdinal_test_chkstk();
+    }
+
+    /// Calls the routine with RAX = `size` and marker values in the other argument registers;
+    /// returns (RSP before, RSP after, RAX, RCX, RDX, RSI, RDI, R8, R9) as seen after the call.
+    fn call(size: u64) -> [u64; 9] {
+        let (before, after): (u64, u64);
+        let (mut rax, mut rcx, mut rdx, mut rsi, mut rdi, mut r8, mut r9) =
+            (size, 0x11u64, 0x22u64, 0x33u64, 0x44u64, 0x55u64, 0x66u64);
+        // SAFETY: the routine only reads stack pages between RSP and RSP - size (the test
+        // thread's stack has room: 2 MiB, sizes below are at most 256 KiB) and clobbers R10,
+        // R11 and the flags, which are declared; it does not move RSP.
+        unsafe {
+            core::arch::asm!(
+                "mov {before}, rsp",
+                "call {f}",
+                "mov {after}, rsp",
+                f = sym tdinal_test_chkstk,
+                before = out(reg) before,
+                after = out(reg) after,
+                inout("rax") rax,
+                inout("rcx") rcx,
+                inout("rdx") rdx,
+                inout("rsi") rsi,
+                inout("rdi") rdi,
+                inout("r8") r8,
+                inout("r9") r9,
+                out("r10") _,
+                out("r11") _,
+            );
+        }
+        [before, after, rax, rcx, rdx, rsi, rdi, r8, r9]
+    }
+
+    #[test]
+    fn chkstk_preserves_registers_and_rsp() {
+        for size in [0u64, 8, 4095, 4096, 4097, 12_000, 65_536, 256 * 1024] {
+            let r = call(size);
+            assert_eq!(r[0], r[1], "RSP moved for size {size}");
+            assert_eq!(r[2], size, "RAX changed for size {size}");
+            assert_eq!(
+                &r[3..],
+                &[0x11, 0x22, 0x33, 0x44, 0x55, 0x66],
+                "size {size}"
+            );
+        }
+    }
+}
