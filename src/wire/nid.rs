@@ -310,8 +310,8 @@ fn parse_num_addr(s: &str) -> Option<u32> {
 
 impl FromStr for Net {
     type Err = WireError;
-    /// `tcp`, `tcp1`, `o2ib3`, and `<type:num>` (the form [`Net`]'s `Display` gives unknown
-    /// LNDs). `lo` takes no number.
+    /// `tcp`, `tcp1`, `o2ib3`, and `<type:num>` for LND types without a name (the form
+    /// [`Net`]'s `Display` gives them). `lo` takes no number.
     fn from_str(s: &str) -> Result<Net, WireError> {
         if let Some(inner) = s.strip_prefix('<').and_then(|r| r.strip_suffix('>')) {
             let (t, n) = inner.split_once(':').ok_or(WireError::BadNidString)?;
@@ -321,6 +321,11 @@ impl FromStr for Net {
             let num = parse_dec_u32(n)
                 .and_then(|v| u16::try_from(v).ok())
                 .ok_or(WireError::BadNidString)?;
+            // Only the form Display writes: a known LND is written by name, and accepting
+            // `<9:5>` would yield a `lo5` that then fails to parse back.
+            if lnd_name(lnd_type).is_some() {
+                return Err(WireError::BadNidString);
+            }
             return Ok(Net::new(lnd_type, num));
         }
         // Names never end in a digit, so "name" + "digits" splits unambiguously ("ptlf" vs
@@ -477,6 +482,11 @@ mod tests {
             "c0a80001@<17:2>"
         );
         assert_eq!(Net::new(99, 0).to_string(), "<99:0>");
+        assert_eq!("<99:0>".parse::<Net>(), Ok(Net::new(99, 0)));
+        // Known LNDs only by name (found by the wire_nid_str fuzz target: `<9:4444>` parsed
+        // to a `lo4444` that cannot be parsed back).
+        assert_eq!("<9:4444>".parse::<Net>(), Err(WireError::BadNidString));
+        assert_eq!("<2:0>".parse::<Net>(), Err(WireError::BadNidString));
         assert_eq!(Net::new(lnd::SOCKLND, 7).to_string(), "tcp7");
         for s in [
             "10.0.0.1@o2ib3",
@@ -521,6 +531,8 @@ mod tests {
             "zz@<17:0>",
             "1@<256:0>",
             "1@<17>",
+            "1.2.3.4@<2:0>",
+            "0@<9:5>",
             "1.2.3.4@tcp@tcp",
             " 1.2.3.4@tcp",
         ] {
