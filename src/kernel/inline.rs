@@ -158,6 +158,7 @@ pub const fn ascii_to_utf16<const N: usize>(text: &str) -> [u16; N] {
 
 /// `wide!("\\Device\\tdinal")`: a `&'static [u16]` NUL-terminated UTF-16 copy of an ASCII
 /// literal, for [`UNICODE_STRING::from_static`].
+#[allow(unused_macros)]
 macro_rules! wide {
     ($text:literal) => {{
         const TEXT: &str = $text;
@@ -166,6 +167,7 @@ macro_rules! wide {
         &WIDE
     }};
 }
+#[allow(unused_imports)]
 pub(crate) use wide;
 
 #[cfg(test)]
