@@ -90,6 +90,9 @@ const_assert_eq!(OFF_KSHM_IPS, 56);
 const_assert_eq!(HELLO_V2_SIZE, OFF_KSHM_IPS);
 const_assert_eq!(HELLO_V2_SIZE, 56);
 const_assert_eq!(MAX_INTERFACES, 16);
+const_assert_eq!(ProtoVersion::V1 as u32, 1);
+const_assert_eq!(ProtoVersion::V2 as u32, 2);
+const_assert_eq!(ProtoVersion::V3 as u32, 3);
 const_assert_eq!(HELLO_PROBE_SIZE, 8);
 
 /// socklnd protocol versions we speak.

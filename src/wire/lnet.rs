@@ -55,6 +55,13 @@ pub const OFF_HELLO_TYPE: usize = OFF_HELLO_INCARNATION + 8;
 pub const END_HELLO: usize = OFF_HELLO_TYPE + 4;
 
 const_assert_eq!(LNET_HDR_SIZE, 72);
+// Spec §1.6 message type values.
+const_assert_eq!(MsgType::Ack as u32, 0);
+const_assert_eq!(MsgType::Put as u32, 1);
+const_assert_eq!(MsgType::Get as u32, 2);
+const_assert_eq!(MsgType::Reply as u32, 3);
+const_assert_eq!(MsgType::Hello as u32, 4);
+const_assert_eq!(LNET_MTU, 1 << 20);
 const_assert_eq!(OFF_DEST_NID, 0);
 const_assert_eq!(OFF_SRC_NID, 8);
 const_assert_eq!(OFF_DEST_PID, 16);

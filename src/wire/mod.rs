@@ -23,9 +23,11 @@ pub mod nid;
 pub mod ping;
 
 pub use acceptor::{classify_first_word, ConnReq, FirstWord};
+pub use csum::{crc32_le, CRC32_SEED};
 pub use endian::Endian;
 pub use error::WireError;
 pub use hello::{ConnType, Hello, HelloProbe, IpList, ProtoVersion};
 pub use ksock::{KsockHdr, KsockMsgType};
 pub use lnet::{LnetHdr, LnetMsg, MsgType};
 pub use nid::{Net, Nid, ProcessId, WireHandle};
+pub use ping::{encode_ping_info, NiStatus, PingInfo};
