@@ -92,11 +92,24 @@ fn runs(report: &Value) -> Vec<Run<'_>> {
         .map(|ep| {
             let error = &ep["error"];
             let no_error = error.is_null() || error.as_object().is_some_and(|o| o.is_empty());
-            assert!(
-                no_error,
-                "emulated {} ended in an error: {error:#}",
-                ep["ep_type"]
-            );
+            if !no_error {
+                // The driver's own trace usually says what happened (a panic traces its message
+                // and then calls KeBugCheckEx, which the emulator does not implement).
+                let traces: Vec<&str> = ep["apis"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter(|c| c["api_name"] == "ntoskrnl.DbgPrintEx")
+                            .filter_map(|c| c["args"].get(2).and_then(Value::as_str))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                panic!(
+                    "emulated {} ended in an error: {error:#}\ndriver traces of that run:\n{}",
+                    ep["ep_type"],
+                    traces.concat()
+                );
+            }
             Run {
                 ep_type: ep["ep_type"].as_str().unwrap_or("?"),
                 args: ep["ep_args"]
