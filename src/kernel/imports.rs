@@ -1,4 +1,8 @@
-//! Routines imported from `ntoskrnl.exe`, declared once in [`ntoskrnl_imports!`].
+//! Routines imported from `ntoskrnl.exe` and `HAL.dll`, each declared once in a
+//! `kernel_imports!` block that names its DLL (the one Microsoft's DDI reference lists).
+//! `tests/driver_imports.rs` checks every name here against the export lists of mingw-w64's
+//! import libraries for that DLL, so a misspelt or misplaced import fails on Linux instead of
+//! at driver load time on Windows.
 //!
 //! Signatures follow the Microsoft DDI reference (x64: one calling convention, `extern "system"`
 //! and `extern "C"` coincide). Pointer parameters that the kernel only reads are `*const`.
@@ -9,17 +13,20 @@ use super::types::*;
 use core::ffi::{c_char, c_void};
 
 /// Declares the imports once and expands them for the build at hand:
-/// - without `wdk`: one `extern "system"` block, `raw-dylib` from `ntoskrnl.exe` when the target
-///   is Windows (no import library needed), a plain declaration on other targets;
+/// - without `wdk`: one `extern "system"` block, `raw-dylib` from the DLL when the target is
+///   Windows (no import library needed), a plain declaration on other targets;
 /// - with `wdk` (Windows host + eWDK only; NOT compiled on Linux, unverified here): inline
 ///   forwarders to `wdk_sys::ntddk`, whose generated types have the same layouts as ours, so each
 ///   argument and the result are transmuted between the two sets of types.
-macro_rules! ntoskrnl_imports {
-    ($( $(#[$m:meta])* fn $name:ident( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)?; )*) => {
+macro_rules! kernel_imports {
+    (
+        dll $dll:literal;
+        $( $(#[$m:meta])* fn $name:ident( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)?; )*
+    ) => {
         #[cfg(not(feature = "wdk"))]
         #[cfg_attr(
             target_os = "windows",
-            link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+            link(name = $dll, kind = "raw-dylib", modifiers = "+verbatim")
         )]
         unsafe extern "system" {
             $( $(#[$m])* pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
@@ -41,7 +48,9 @@ macro_rules! ntoskrnl_imports {
     };
 }
 
-ntoskrnl_imports! {
+kernel_imports! {
+    dll "ntoskrnl.exe";
+
     // ---- I/O manager ----
     /// Creates a device object (`DeviceName` may be null for an unnamed device).
     fn IoCreateDevice(
@@ -139,8 +148,6 @@ ntoskrnl_imports! {
     fn KeSetSystemAffinityThreadEx(Affinity: KAFFINITY) -> KAFFINITY;
     /// Restores the affinity returned by `KeSetSystemAffinityThreadEx`.
     fn KeRevertToUserAffinityThreadEx(Affinity: KAFFINITY);
-    /// The performance counter; its frequency is stored if the pointer is non-null.
-    fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER;
 
     // ---- processes, threads, objects ----
     /// Creates a kernel thread running `StartRoutine(StartContext)`.
@@ -183,6 +190,14 @@ ntoskrnl_imports! {
         EaBuffer: *mut c_void,
         EaLength: u32,
     ) -> NTSTATUS;
+}
+
+kernel_imports! {
+    dll "HAL.dll";
+
+    /// The performance counter (monotonic, < 1 us resolution, any IRQL); its frequency is stored
+    /// if the pointer is non-null.
+    fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER;
 }
 
 #[cfg(not(feature = "wdk"))]
