@@ -79,6 +79,17 @@ pub unsafe extern "system" fn driver_entry(
         }
     };
 
+    // The dispatch table first, so the device never exists without its handlers.
+    // SAFETY: `driver` is the valid driver object we were called with; DriverEntry is where its
+    // dispatch table is filled in.
+    unsafe {
+        let d = &mut *driver;
+        d.MajorFunction[kernel::IRP_MJ_CREATE] = Some(dispatch_create);
+        d.MajorFunction[kernel::IRP_MJ_CLEANUP] = Some(dispatch_cleanup);
+        d.MajorFunction[kernel::IRP_MJ_CLOSE] = Some(dispatch_close);
+        d.MajorFunction[kernel::IRP_MJ_DEVICE_CONTROL] = Some(dispatch_device_control);
+    }
+
     let name = UNICODE_STRING::from_static(DEVICE_NAME);
     let link = UNICODE_STRING::from_static(LINK_NAME);
     let mut device: *mut DEVICE_OBJECT = core::ptr::null_mut();
@@ -131,15 +142,10 @@ pub unsafe extern "system" fn driver_entry(
         return status;
     }
 
-    // SAFETY: `driver` is valid and we are in DriverEntry, where the dispatch table and the
-    // unload routine are set; `device` is valid and still being initialised.
+    // SAFETY: `driver` is valid and we are in DriverEntry; `device` is valid and ours. Unload is
+    // installed last: only a fully set-up driver is ever unloaded through it.
     unsafe {
-        let d = &mut *driver;
-        d.MajorFunction[kernel::IRP_MJ_CREATE] = Some(dispatch_create);
-        d.MajorFunction[kernel::IRP_MJ_CLEANUP] = Some(dispatch_cleanup);
-        d.MajorFunction[kernel::IRP_MJ_CLOSE] = Some(dispatch_close);
-        d.MajorFunction[kernel::IRP_MJ_DEVICE_CONTROL] = Some(dispatch_device_control);
-        d.DriverUnload = Some(driver_unload);
+        (*driver).DriverUnload = Some(driver_unload);
         (*device).Flags &= !DO_DEVICE_INITIALIZING;
     }
 
