@@ -286,6 +286,19 @@ fn driver_loads_serves_irps_and_unloads_cleanly_in_speakeasy() {
         allocations > 0,
         "the driver state is expected to come from the pool"
     );
+    // The driver's own count of live allocations agrees (its last trace at unload).
+    let unload_traces: Vec<&str> = unload
+        .apis
+        .iter()
+        .filter(|(name, _, _)| *name == "ntoskrnl.DbgPrintEx")
+        .filter_map(|(_, args, _)| args.get(2).and_then(Value::as_str))
+        .collect();
+    assert!(
+        unload_traces
+            .last()
+            .is_some_and(|t| t.contains("no pool allocations left")),
+        "DriverUnload's leak report: {unload_traces:?}"
+    );
     assert!(live.is_empty(), "pool blocks never freed: {live:x?}");
     println!("speakeasy: runs {types:?}; {allocations} pool allocation(s), all freed");
 }
