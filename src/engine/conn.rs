@@ -46,6 +46,8 @@ pub struct Conn<P, S> {
     pub rx_seq: u64,
     pub deadline: Time,
     pub last_rx: Time,
+    /// Last "aliveness news" on this connection: bytes received or sent bytes confirmed.
+    pub last_news: Time,
     /// When the transmit queue last made progress (or became non-empty).
     pub tx_progress: Time,
     pub zc_capable: bool,
@@ -85,6 +87,7 @@ impl<P: TxPayload, S: RxSink> Conn<P, S> {
             rx_seq: 0,
             deadline: now,
             last_rx: now,
+            last_news: now,
             tx_progress: now,
             zc_capable: false,
             close_reason: None,

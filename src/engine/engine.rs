@@ -12,6 +12,7 @@ use super::peer::{Parked, Peer, Route, ZcWait};
 use super::proto::{protocol, Match, MsgShape, Protocol, ZcAckStyle};
 use super::rx::{RxItem, SLOP_CHUNK};
 use super::stats::Stats;
+use super::table::Table;
 use super::tunables::{AcceptPolicy, Tunables};
 use super::tx::{Framing, Tx, TxKind};
 use super::types::{
@@ -55,9 +56,8 @@ pub struct Engine<P: TxPayload, S: RxSink> {
     /// The runtime writes payloads straight from the callers' buffers, so large sends may ask
     /// for ZC-ACKs and hold their buffers until acknowledged.
     zc_capable: bool,
-    conns: BTreeMap<ConnId, Conn<P, S>>,
+    conns: Table<Conn<P, S>>,
     peers: BTreeMap<ProcessId, Peer<P>>,
-    next_conn: u64,
     next_tx: u64,
     actions: VecDeque<Action>,
     events: VecDeque<Event<P, S>>,
@@ -77,9 +77,8 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             ni,
             cfg,
             zc_capable,
-            conns: BTreeMap::new(),
+            conns: Table::default(),
             peers: BTreeMap::new(),
-            next_conn: 1,
             next_tx: 1,
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -330,7 +329,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
     /// `Shutdown` (the rest are finalized when the runtime releases their connections).
     pub fn shutdown(&mut self, now: Time) {
         self.shutting_down = true;
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        let ids: Vec<ConnId> = self.conns.keys().collect();
         for id in ids {
             self.close_conn(id, Error::Shutdown, false, now);
         }
@@ -499,9 +498,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             return;
         };
         c.last_rx = now;
-        if let Some(p) = c.peer.and_then(|p| self.peers.get_mut(&p)) {
-            p.last_alive = now;
-        }
+        c.last_news = now;
         match c.state {
             ConnState::Handshake => {
                 if let Some(item) = c.hs.commit(n) {
@@ -564,7 +561,17 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         }
         let proto = c.proto;
         let zc_ok = c.zc_capable && proto.zc_ack != ZcAckStyle::None;
-        let peer = c.peer.and_then(|p| self.peers.get_mut(&p));
+        // The peer (its cookie counter) is looked up only when a zero-copy send is about to start.
+        let wants_cookie = zc_ok
+            && c.tx
+                .q
+                .iter()
+                .any(|t| !t.started && t.is_lnet() && t.payload_len() >= zc_min);
+        let peer = if wants_cookie {
+            c.peer.and_then(|p| self.peers.get_mut(&p))
+        } else {
+            None
+        };
         let mut counter = peer.map(|p| &mut p.zc_next);
         let stats = &mut self.stats;
         let how = Framing {
@@ -599,36 +606,42 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             return;
         };
         let proto = c.proto;
-        let mut done: Vec<Tx<P>> = Vec::new();
-        c.tx.commit(n, proto, &mut |tx| done.push(tx));
-        c.tx_progress = now;
         let peer_id = c.peer;
-        let flushed_close =
-            matches!(c.state, ConnState::Closing { flush: true }) && c.tx.is_empty();
-        if let Some(p) = peer_id.and_then(|p| self.peers.get_mut(&p)) {
-            p.last_alive = now;
-        }
-        for tx in done {
+        // Completed transmissions are settled inside the commit walk (no list, no extra move):
+        // the closure borrows the peer table, the event queue and the counters, which are
+        // fields apart from the connection table.
+        let peers = &mut self.peers;
+        let events = &mut self.events;
+        let stats = &mut self.stats;
+        c.tx.commit(n, proto, &mut |tx| {
             let cookie = tx.ksock.zc_cookies[0];
             if !tx.is_lnet() {
-                continue;
+                return;
             }
-            if cookie != 0 && !tx.acked {
-                if let Some(p) = peer_id.and_then(|p| self.peers.get_mut(&p)) {
-                    p.zc_wait.push(ZcWait {
-                        cookie,
-                        tx,
-                        deadline: now.plus_secs(sock_timeout),
-                        conn,
-                    });
-                    self.stats.zc_waiting = self.stats.zc_waiting.wrapping_add(1);
-                    continue;
+            let result = if cookie != 0 && !tx.acked {
+                match peer_id.and_then(|p| peers.get_mut(&p)) {
+                    Some(p) => {
+                        let deadline = now.plus_secs(sock_timeout);
+                        p.zc_wait.push(ZcWait {
+                            cookie,
+                            tx,
+                            deadline,
+                            conn,
+                        });
+                        stats.zc_waiting = stats.zc_waiting.wrapping_add(1);
+                        return;
+                    }
+                    None => Err(Error::ConnClosed),
                 }
-                self.finalize_tx(tx, Err(Error::ConnClosed));
             } else {
-                self.finalize_tx(tx, Ok(()));
-            }
-        }
+                Ok(())
+            };
+            finalize_into(events, stats, tx, result);
+        });
+        c.tx_progress = now;
+        c.last_news = now;
+        let flushed_close =
+            matches!(c.state, ConnState::Closing { flush: true }) && c.tx.is_empty();
         if flushed_close {
             self.actions.push_back(Action::Close { conn, flush: false });
         }
@@ -694,9 +707,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
     // Internals: peers and connections
 
     fn new_conn_id(&mut self) -> ConnId {
-        let id = ConnId(self.next_conn);
-        self.next_conn = self.next_conn.wrapping_add(1);
-        id
+        self.conns.next_id()
     }
 
     fn peer_entry(&mut self, id: ProcessId, now: Time) -> &mut Peer<P> {
@@ -963,9 +974,16 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         let Some(peer) = self.peers.get(&id) else {
             return;
         };
+        // Aliveness news: bytes received or sent bytes confirmed, on any of the peer's connections.
+        let news = peer
+            .conns
+            .iter()
+            .filter_map(|c| self.conns.get(c))
+            .map(|c| c.last_news)
+            .fold(peer.last_alive, Time::max);
         if ka_ms == 0
             || !peer.session.is_some_and(|s| protocol(s.0).keepalive)
-            || now.since(peer.last_alive) < ka_ms
+            || now.since(news) < ka_ms
             || now.since(peer.last_keepalive) < KEEPALIVE_MIN_INTERVAL_MS
         {
             return;
@@ -1682,17 +1700,27 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
     }
 
     fn finalize_tx(&mut self, tx: Tx<P>, result: Result<(), Error>) {
-        if let TxKind::Lnet { id, payload, .. } = tx.kind {
-            self.stats.tx_msgs_done = self.stats.tx_msgs_done.wrapping_add(1);
-            if result.is_err() {
-                self.stats.tx_msgs_failed = self.stats.tx_msgs_failed.wrapping_add(1);
-            }
-            self.events.push_back(Event::TxDone {
-                tx: id,
-                payload,
-                result,
-            });
+        finalize_into(&mut self.events, &mut self.stats, tx, result);
+    }
+}
+
+/// Finishes an LNet transmission: its one `TxDone`, with the payload handed back.
+fn finalize_into<P, S>(
+    events: &mut VecDeque<Event<P, S>>,
+    stats: &mut Stats,
+    tx: Tx<P>,
+    result: Result<(), Error>,
+) {
+    if let TxKind::Lnet { id, payload, .. } = tx.kind {
+        stats.tx_msgs_done = stats.tx_msgs_done.wrapping_add(1);
+        if result.is_err() {
+            stats.tx_msgs_failed = stats.tx_msgs_failed.wrapping_add(1);
         }
+        events.push_back(Event::TxDone {
+            tx: id,
+            payload,
+            result,
+        });
     }
 }
 

@@ -32,6 +32,7 @@ mod peer;
 pub mod proto;
 pub mod rx;
 pub mod stats;
+mod table;
 pub mod tunables;
 pub mod tx;
 pub mod types;

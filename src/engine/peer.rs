@@ -51,7 +51,7 @@ pub struct Peer<P> {
     pub zc_next: u64,
     pub zc_wait: Vec<ZcWait<P>>,
     pub parked: VecDeque<Parked<P>>,
-    /// Last "aliveness news": bytes received, or sent bytes confirmed written.
+    /// When the current session started; the connections carry later news (`Conn::last_news`).
     pub last_alive: Time,
     pub last_keepalive: Time,
 }
