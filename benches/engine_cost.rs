@@ -20,7 +20,14 @@ const B: Nid = Nid::new(Net::TCP0, 0x0a00_0002);
 const NOW: Time = Time(1_000_000);
 
 /// Moves everything `from` has to send on `fc` into `to`'s `tc`, answering events on the way.
-fn pump(from: &mut Eng, fc: ConnId, to: &mut Eng, tc: ConnId, wire: &mut Vec<u8>) -> bool {
+fn pump(
+    from: &mut Eng,
+    fc: ConnId,
+    to: &mut Eng,
+    tc: ConnId,
+    wire: &mut Vec<u8>,
+    pool: &mut Vec<Vec<u8>>,
+) -> bool {
     wire.clear();
     {
         let mut out: [&[u8]; 32] = [&[]; 32];
@@ -36,20 +43,30 @@ fn pump(from: &mut Eng, fc: ConnId, to: &mut Eng, tc: ConnId, wire: &mut Vec<u8>
     let mut off = 0;
     while off < wire.len() {
         off += to.handle_rx(NOW, tc, &wire[off..]);
-        answer(to);
+        answer(to, pool);
     }
-    answer(from);
+    answer(from, pool);
     true
 }
 
-/// The upper layer: take every payload, drop finished messages.
-fn answer(e: &mut Eng) {
+/// The upper layer: take every payload into a recycled buffer; finished messages give their
+/// buffers back to the pool (as LNet's buffer pools do), so the figure is the engine's, not the
+/// allocator's.
+fn answer(e: &mut Eng, pool: &mut Vec<Vec<u8>>) {
     while let Some(ev) = e.poll_event() {
         match ev {
             Event::Rx { rx, hdr, .. } => {
                 let len = hdr.payload_length;
-                e.recv(NOW, rx, Some(vec![0; len as usize]), len);
+                let mut sink = pool.pop().unwrap_or_default();
+                sink.resize(len as usize, 0);
+                e.recv(NOW, rx, Some(sink), len);
             }
+            Event::RxDone {
+                sink: Some(buf), ..
+            }
+            | Event::TxDone {
+                payload: Some(buf), ..
+            } => pool.push(buf),
             other => {
                 black_box(other);
             }
@@ -93,6 +110,7 @@ fn main() {
     // One connection A → B (CONTROL), set up through the real handshake.
     a.connect_peer(NOW, ib, 0x0a00_0002, 988);
     let mut wire = Vec::with_capacity(1 << 16);
+    let mut pool: Vec<Vec<u8>> = Vec::new();
     let mut pairs: Vec<(ConnId, ConnId)> = Vec::new();
     // Bring up every typed connection, one at a time, as the engine asks.
     for _ in 0..8 {
@@ -125,8 +143,8 @@ fn main() {
         );
         pairs.push((conn, bc));
         for _ in 0..4 {
-            pump(&mut a, conn, &mut b, bc, &mut wire);
-            pump(&mut b, bc, &mut a, conn, &mut wire);
+            pump(&mut a, conn, &mut b, bc, &mut wire, &mut pool);
+            pump(&mut b, bc, &mut a, conn, &mut wire, &mut pool);
         }
     }
     assert!(!pairs.is_empty(), "no connection came up");
@@ -167,14 +185,14 @@ fn main() {
             while let Some(act) = a.poll_action() {
                 if let Action::Send { conn } = act {
                     if let Some(bc) = peer_of(conn, &pairs, true) {
-                        moved |= pump(&mut a, conn, &mut b, bc, &mut wire);
+                        moved |= pump(&mut a, conn, &mut b, bc, &mut wire, &mut pool);
                     }
                 }
             }
             while let Some(act) = b.poll_action() {
                 if let Action::Send { conn } = act {
                     if let Some(ac) = peer_of(conn, &pairs, false) {
-                        moved |= pump(&mut b, conn, &mut a, ac, &mut wire);
+                        moved |= pump(&mut b, conn, &mut a, ac, &mut wire, &mut pool);
                     }
                 }
             }
