@@ -1,0 +1,1104 @@
+//! One running node: an [`Engine`] and its [`Lnet`] behind one lock, the acceptor, scheduler
+//! and reaper threads around them, and the API the CLI, the control socket and the demo use.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::config::NodeConfig;
+use super::log::Level;
+use super::sys;
+use crate::engine::{
+    AcceptPolicy, Action, ConnAddrs, ConnId, ConnInfo, Engine, Error, Event, LocalNi, PeerInfo,
+    Stats, Time,
+};
+use crate::lnet::{Lnet, LnetEvent, LnetStats};
+use crate::wire::nid::LNET_PID_LUSTRE;
+use crate::wire::{ConnType, Nid, ProcessId};
+
+/// What the upper layer sends: shared, immutable buffers (written without a copy).
+pub type Payload = Arc<[u8]>;
+/// The engine as this runtime instantiates it.
+pub type RtEngine = Engine<Payload, Vec<u8>>;
+
+/// The portal user PUTs (`tdinal put`, the demo) go to.
+pub const PUT_PORTAL: u32 = 42;
+/// PUTs a `put` keeps in flight at once.
+pub const PUT_WINDOW: usize = 32;
+
+/// The bytes of a test PUT of `size` bytes: a pattern the receiver's digest can check.
+pub fn put_pattern(size: usize) -> Vec<u8> {
+    (0..size)
+        .map(|i| (i.wrapping_mul(7) ^ (i >> 8) ^ (i >> 16)) as u8)
+        .collect()
+}
+
+/// A 64-bit hash of one PUT's data (FNV-1a style over little-endian 8-byte words, then the
+/// tail bytes, then the length): cheap enough to check every byte of a bulk transfer.
+pub fn data_hash(data: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(PRIME);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    (h ^ data.len() as u64).wrapping_mul(PRIME)
+}
+
+/// The digest a receiver reports for `count` PUTs of `data`: the wrapping sum of their
+/// [`data_hash`]es (so the order of arrival does not matter).
+pub fn put_digest(data: &[u8], count: u64) -> u64 {
+    data_hash(data).wrapping_mul(count)
+}
+
+/// A message for a scheduler thread, in order.
+pub(crate) enum Msg {
+    /// An accepted socket, now owned by the scheduler.
+    Adopt(ConnId, TcpStream),
+    Act(Action),
+}
+
+/// What `conn_list` shows beyond the engine's view: the scheduler and socket buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnMeta {
+    pub sched: usize,
+    pub txbuf: u32,
+    pub rxbuf: u32,
+    pub nagle: bool,
+}
+
+/// A connection as listed by [`NodeHandle::conns`].
+#[derive(Clone, Copy, Debug)]
+pub struct ConnView {
+    pub info: ConnInfo,
+    pub meta: Option<ConnMeta>,
+}
+
+/// The engine, the LNet layer and the runtime's bookkeeping: everything under the one lock.
+pub(crate) struct Core {
+    pub engine: RtEngine,
+    pub lnet: Lnet<Payload>,
+    /// Per scheduler: messages waiting for it.
+    pub mailboxes: Vec<Vec<Msg>>,
+    pub sched_of: HashMap<ConnId, usize>,
+    pub sched_load: Vec<usize>,
+    /// Connections told `Close { flush: false }`: completed writes are no longer committed.
+    pub closed: HashSet<ConnId>,
+    pub meta: HashMap<ConnId, ConnMeta>,
+    /// Threads waiting for the answer to an LNet operation (ping, PUT).
+    pub waiters: HashMap<u64, mpsc::Sender<LnetEvent>>,
+    /// Received PUTs, digested after the lock is released.
+    pub deferred: Vec<LnetEvent>,
+    /// Per peer: the latest ConnDown (sequence number, reason).
+    pub last_down: HashMap<ProcessId, (u64, Error)>,
+    pub down_seq: u64,
+    /// ConnUp events (version, type) seen, for the demo's report.
+    pub ups: Vec<(ProcessId, ConnType, crate::wire::ProtoVersion, ConnAddrs)>,
+}
+
+/// Counters of the runtime itself (I/O calls, not protocol events).
+#[derive(Default)]
+pub struct RtCounters {
+    pub reads: AtomicU64,
+    pub read_bytes: AtomicU64,
+    pub writes: AtomicU64,
+    pub write_bytes: AtomicU64,
+    pub writes_pending: AtomicU64,
+    pub accepts: AtomicU64,
+    pub accepts_refused: AtomicU64,
+    pub connects: AtomicU64,
+    pub connect_port_retries: AtomicU64,
+    pub forced_closes: AtomicU64,
+}
+
+/// PUTs received by the LNet layer, as the test portal saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PutCounters {
+    pub count: u64,
+    pub bytes: u64,
+    /// Wrapping sum of [`data_hash`] over the PUTs on [`PUT_PORTAL`] ([`put_digest`]).
+    pub digest: u64,
+}
+
+pub(crate) struct SchedSlot {
+    pub waker: UnixStream,
+    pub notified: AtomicBool,
+}
+
+pub(crate) struct Shared {
+    pub core: Mutex<Core>,
+    /// Notified when connections come up or go down.
+    pub changed: Condvar,
+    pub scheds: Vec<SchedSlot>,
+    /// Shutdown has begun: schedulers leave once their connections are gone.
+    pub stopping: AtomicBool,
+    /// A `shutdown` control command (or the API) asked the owner to stop the node.
+    pub stop_requested: AtomicBool,
+    pub epoch: Instant,
+    pub cfg: NodeConfig,
+    pub tag: String,
+    pub puts: Mutex<PutCounters>,
+    pub rt: RtCounters,
+}
+
+macro_rules! nlog {
+    ($sh:expr, $lvl:ident, $($t:tt)*) => {
+        $crate::runtime::log::emit(
+            $crate::runtime::log::Level::$lvl,
+            &$sh.tag,
+            format_args!($($t)*),
+        )
+    };
+}
+pub(crate) use nlog;
+
+impl Shared {
+    pub fn now(&self) -> Time {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Time(ms.saturating_add(1000))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the engine under the lock, then routes what it produced, releases the lock
+    /// and handles what must not be done under it.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Core, Time) -> R) -> R {
+        let mut g = self.lock();
+        let now = self.now();
+        let r = f(&mut g, now);
+        self.pump(&mut g, now);
+        let deferred = std::mem::take(&mut g.deferred);
+        drop(g);
+        self.deliver(deferred);
+        r
+    }
+
+    pub fn wake(&self, s: usize) {
+        if let Some(slot) = self.scheds.get(s) {
+            if !slot.notified.swap(true, Ordering::AcqRel) {
+                use std::io::Write;
+                let _ = (&slot.waker).write(&[1]);
+            }
+        }
+    }
+
+    fn push(&self, c: &mut Core, s: usize, m: Msg) {
+        if let Some(mb) = c.mailboxes.get_mut(s) {
+            mb.push(m);
+            self.wake(s);
+        }
+    }
+
+    /// The scheduler with the fewest connections.
+    pub fn pick_sched(c: &Core) -> usize {
+        c.sched_load
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, n)| **n)
+            .map(|(i, _)| i)
+            .unwrap_or(0)
+    }
+
+    pub fn assign(&self, c: &mut Core, conn: ConnId) -> usize {
+        let s = Self::pick_sched(c);
+        c.sched_of.insert(conn, s);
+        if let Some(n) = c.sched_load.get_mut(s) {
+            *n = n.saturating_add(1);
+        }
+        s
+    }
+
+    /// Forgets a released connection's bookkeeping.
+    pub fn forget(c: &mut Core, conn: ConnId) {
+        if let Some(s) = c.sched_of.remove(&conn) {
+            if let Some(n) = c.sched_load.get_mut(s) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        c.closed.remove(&conn);
+        c.meta.remove(&conn);
+    }
+
+    fn route(&self, c: &mut Core, a: Action) {
+        let conn = match a {
+            Action::Connect { conn, .. } => {
+                let s = self.assign(c, conn);
+                self.push(c, s, Msg::Act(a));
+                return;
+            }
+            Action::Close { conn, flush } => {
+                if !flush {
+                    c.closed.insert(conn);
+                }
+                conn
+            }
+            Action::Send { conn } | Action::Receive { conn } | Action::Configure { conn } => conn,
+        };
+        match c.sched_of.get(&conn).copied() {
+            Some(s) => self.push(c, s, Msg::Act(a)),
+            None => nlog!(self, Debug, "dropping {a:?}: connection already released"),
+        }
+    }
+
+    /// Drains the engine's actions and events and the LNet layer's events until all is quiet.
+    pub fn pump(&self, c: &mut Core, now: Time) {
+        let mut news = false;
+        for _ in 0..1_000_000 {
+            let mut moved = false;
+            while let Some(a) = c.engine.poll_action() {
+                moved = true;
+                self.route(c, a);
+            }
+            while let Some(e) = c.engine.poll_event() {
+                moved = true;
+                news |= self.note_event(c, &e);
+                let Core { engine, lnet, .. } = &mut *c;
+                lnet.handle_event(engine, now, e);
+            }
+            while let Some(le) = c.lnet.poll_event() {
+                moved = true;
+                self.on_lnet_event(c, le);
+            }
+            if !moved {
+                break;
+            }
+        }
+        if news {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Logs connection news; returns whether waiters should look again.
+    fn note_event(&self, c: &mut Core, e: &Event<Payload, Vec<u8>>) -> bool {
+        match e {
+            Event::ConnUp {
+                conn,
+                peer,
+                ctype,
+                version,
+                addrs,
+            } => {
+                nlog!(
+                    self,
+                    Info,
+                    "connection {} up: {peer} {} {}:{}->{}:{} protocol V{}",
+                    conn.0,
+                    type_name(*ctype),
+                    Ipv4Addr::from(addrs.local_ip),
+                    addrs.local_port,
+                    Ipv4Addr::from(addrs.peer_ip),
+                    addrs.peer_port,
+                    version.to_wire()
+                );
+                c.ups.push((*peer, *ctype, *version, *addrs));
+                true
+            }
+            Event::ConnDown { conn, peer, reason } => {
+                let who = peer.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+                let lvl = match reason {
+                    Error::Shutdown | Error::ConnClosed => Level::Debug,
+                    // The normal course of version fallback and connection races.
+                    Error::Protocol(w)
+                        if w.contains("retry")
+                            || w.contains("race")
+                            || *w == "unknown protocol version" =>
+                    {
+                        Level::Debug
+                    }
+                    _ => Level::Info,
+                };
+                super::log::emit(
+                    lvl,
+                    &self.tag,
+                    format_args!("connection {} to {who} closed: {reason}", conn.0),
+                );
+                if let Some(p) = peer {
+                    c.down_seq = c.down_seq.wrapping_add(1);
+                    c.last_down.insert(*p, (c.down_seq, *reason));
+                }
+                true
+            }
+            Event::PeerDown { peer } => {
+                nlog!(self, Info, "peer {peer} has no connection left");
+                true
+            }
+            Event::VersionFallback { peer, from, to } => {
+                nlog!(
+                    self,
+                    Info,
+                    "{peer} speaks protocol V{}, not V{}: reconnecting with V{}",
+                    to.to_wire(),
+                    from.to_wire(),
+                    to.to_wire()
+                );
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn on_lnet_event(&self, c: &mut Core, ev: LnetEvent) {
+        let op = match &ev {
+            LnetEvent::PingDone { op, .. }
+            | LnetEvent::PutDone { op, .. }
+            | LnetEvent::GetDone { op, .. } => Some(*op),
+            _ => None,
+        };
+        if let Some(op) = op {
+            if let Some(tx) = c.waiters.remove(&op) {
+                let _ = tx.send(ev);
+            }
+            return;
+        }
+        match ev {
+            LnetEvent::PutReceived { .. } => c.deferred.push(ev),
+            LnetEvent::PingServed { from } => nlog!(self, Debug, "answered a ping from {from}"),
+            LnetEvent::PushReceived { from, nids } => {
+                nlog!(
+                    self,
+                    Info,
+                    "discovery push from {from}: {} NIDs",
+                    nids.len()
+                )
+            }
+            LnetEvent::Dropped { from, why } => {
+                nlog!(self, Info, "dropped a message from {from}: {why}")
+            }
+            _ => {}
+        }
+    }
+
+    /// Work done outside the lock: digesting received PUTs.
+    pub fn deliver(&self, evs: Vec<LnetEvent>) {
+        for ev in evs {
+            if let LnetEvent::PutReceived { data, portal, .. } = ev {
+                let h = if portal == PUT_PORTAL {
+                    data_hash(&data)
+                } else {
+                    0
+                };
+                let mut p = self.puts.lock().unwrap_or_else(|e| e.into_inner());
+                p.count = p.count.wrapping_add(1);
+                p.bytes = p.bytes.wrapping_add(data.len() as u64);
+                p.digest = p.digest.wrapping_add(h);
+            }
+        }
+    }
+}
+
+pub(crate) fn type_name(t: ConnType) -> &'static str {
+    match t {
+        ConnType::Any => "ANY",
+        ConnType::Control => "CONTROL",
+        ConnType::BulkIn => "BULK_IN",
+        ConnType::BulkOut => "BULK_OUT",
+        ConnType::None => "NONE",
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Listen {
+        addr: SocketAddrV4,
+        error: io::Error,
+    },
+    Thread(io::Error),
+    Config(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Listen { addr, error } => {
+                let hint = match error.raw_os_error() {
+                    Some(sys::EACCES) | Some(sys::EPERM) => {
+                        "permission denied — run as root or pass --port with a port above 1023"
+                    }
+                    Some(sys::EADDRINUSE) => {
+                        "address in use — another tdinal or a Lustre node (ksocklnd) is listening \
+                         there; stop it, or pass --ip or --port"
+                    }
+                    Some(sys::EADDRNOTAVAIL) => {
+                        "address not available — that IP is not configured on any interface; \
+                         pass --ip with a local address"
+                    }
+                    _ => "",
+                };
+                if hint.is_empty() {
+                    write!(f, "cannot bind {addr}: {error}")
+                } else {
+                    write!(f, "cannot bind {addr}: {hint}")
+                }
+            }
+            StartError::Thread(e) => write!(f, "cannot start a thread: {e}"),
+            StartError::Config(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// What a clean shutdown left behind (everything should be zero).
+#[derive(Clone, Debug)]
+pub struct ShutdownReport {
+    pub stats: Stats,
+    pub idle: bool,
+    pub lnet_ops_open: usize,
+    pub threads_joined: usize,
+    pub forced_closes: u64,
+    pub elapsed: Duration,
+}
+
+impl ShutdownReport {
+    /// Ok when the engine is idle and its gauges are zero.
+    pub fn check(&self) -> Result<(), String> {
+        let s = &self.stats;
+        let gauges = [
+            ("conns_open", s.conns_open),
+            ("peers", s.peers),
+            ("rx_msgs_open", s.rx_msgs_open),
+            ("tx_msgs_open", s.tx_msgs_open()),
+            ("zc_waiting", s.zc_waiting),
+        ];
+        let left: Vec<String> = gauges
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        if self.idle && left.is_empty() && self.forced_closes == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "unclean shutdown: engine idle={}, forced closes={}, gauges left: {}",
+                self.idle,
+                self.forced_closes,
+                if left.is_empty() {
+                    "none".to_string()
+                } else {
+                    left.join(" ")
+                }
+            ))
+        }
+    }
+}
+
+/// Results of [`NodeHandle::put`].
+#[derive(Clone, Debug)]
+pub struct PutReport {
+    pub count: u64,
+    pub size: usize,
+    pub ok: u64,
+    pub failed: Vec<Error>,
+    pub elapsed: Duration,
+    /// What the receiver's digest must become by these PUTs ([`put_digest`]).
+    pub digest: u64,
+}
+
+/// Everything `stats` shows.
+#[derive(Clone, Debug)]
+pub struct NodeStats {
+    pub engine: Stats,
+    pub lnet: LnetStats,
+    pub lnet_ops_open: usize,
+    pub puts: PutCounters,
+    pub rt: Vec<(&'static str, u64)>,
+    pub schedulers: usize,
+}
+
+/// A cheap, cloneable handle on a running node (the control server holds one).
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A running node. [`Node::shutdown`] stops it cleanly (dropping it does the same).
+pub struct Node {
+    handle: NodeHandle,
+    acceptor: Option<(JoinHandle<()>, Arc<AtomicBool>, UnixStream)>,
+    scheds: Vec<JoinHandle<()>>,
+    reaper: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
+    listen_addr: Option<SocketAddrV4>,
+    done: bool,
+}
+
+impl std::ops::Deref for Node {
+    type Target = NodeHandle;
+    fn deref(&self) -> &NodeHandle {
+        &self.handle
+    }
+}
+
+impl Node {
+    /// Starts the node: binds the acceptor (unless `accept=none`), then starts one scheduler
+    /// per CPU (or `nscheds`), the acceptor and the reaper.
+    pub fn start(cfg: NodeConfig) -> Result<Node, StartError> {
+        if cfg.nid.lnd() != crate::wire::nid::lnd::SOCKLND {
+            return Err(StartError::Config(format!(
+                "{} is not a TCP NID (expected a.b.c.d@tcp or @tcpN)",
+                cfg.nid
+            )));
+        }
+        let t = &cfg.tunables;
+        let listen_addr = SocketAddrV4::new(cfg.ip, t.accept_port);
+        let listener = if t.accept == AcceptPolicy::None {
+            None
+        } else {
+            Some(sys::listen(listen_addr, t.accept_backlog).map_err(|error| {
+                StartError::Listen {
+                    addr: listen_addr,
+                    error,
+                }
+            })?)
+        };
+        let incarnation = cfg.incarnation.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+                .unwrap_or(1)
+        });
+        let ni = LocalNi {
+            nid: cfg.nid,
+            pid: LNET_PID_LUSTRE,
+            incarnation,
+        };
+        let n = cfg.scheduler_count();
+        let mut slots = Vec::new();
+        let mut wake_rx = Vec::new();
+        for _ in 0..n {
+            let (a, b) = UnixStream::pair().map_err(StartError::Thread)?;
+            a.set_nonblocking(true).map_err(StartError::Thread)?;
+            b.set_nonblocking(true).map_err(StartError::Thread)?;
+            slots.push(SchedSlot {
+                waker: a,
+                notified: AtomicBool::new(false),
+            });
+            wake_rx.push(b);
+        }
+        let core = Core {
+            engine: Engine::new(ni, cfg.tunables.clone(), true),
+            lnet: Lnet::new(ni),
+            mailboxes: (0..n).map(|_| Vec::new()).collect(),
+            sched_of: HashMap::new(),
+            sched_load: vec![0; n],
+            closed: HashSet::new(),
+            meta: HashMap::new(),
+            waiters: HashMap::new(),
+            deferred: Vec::new(),
+            last_down: HashMap::new(),
+            down_seq: 0,
+            ups: Vec::new(),
+        };
+        let tag = cfg.nid.to_string();
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            changed: Condvar::new(),
+            scheds: slots,
+            stopping: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
+            epoch: Instant::now(),
+            cfg,
+            tag,
+            puts: Mutex::new(PutCounters::default()),
+            rt: RtCounters::default(),
+        });
+        let mut node = Node {
+            handle: NodeHandle {
+                shared: shared.clone(),
+            },
+            acceptor: None,
+            scheds: Vec::new(),
+            reaper: None,
+            listen_addr: listener.as_ref().map(|_| listen_addr),
+            done: false,
+        };
+        for (i, rx) in wake_rx.into_iter().enumerate() {
+            let sh = shared.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("tdinal-sched-{i}"))
+                .spawn(move || super::sched::run(sh, i, rx))
+                .map_err(StartError::Thread)?;
+            node.scheds.push(h);
+        }
+        if let Some(l) = listener {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (wa, wb) = UnixStream::pair().map_err(StartError::Thread)?;
+            wa.set_nonblocking(true).map_err(StartError::Thread)?;
+            wb.set_nonblocking(true).map_err(StartError::Thread)?;
+            let (sh, st) = (shared.clone(), stop.clone());
+            let h = std::thread::Builder::new()
+                .name("tdinal-acceptor".into())
+                .spawn(move || super::acceptor::run(sh, l, st, wb))
+                .map_err(StartError::Thread)?;
+            node.acceptor = Some((h, stop, wa));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sh, st) = (shared.clone(), stop.clone());
+        let h = std::thread::Builder::new()
+            .name("tdinal-reaper".into())
+            .spawn(move || reaper(sh, st))
+            .map_err(StartError::Thread)?;
+        node.reaper = Some((h, stop));
+        let t = &shared.cfg.tunables;
+        nlog!(
+            shared,
+            Info,
+            "node up: {}, accept={} {}, protocol V{}, {} scheduler thread(s)",
+            shared.cfg.nid,
+            t.accept.name(),
+            node.listen_addr
+                .map(|a| format!("listening on {a}"))
+                .unwrap_or_else(|| "not listening".into()),
+            t.protocol.to_wire(),
+            n
+        );
+        Ok(node)
+    }
+
+    /// Where the acceptor listens (`None` with `accept=none`).
+    pub fn listen_addr(&self) -> Option<SocketAddrV4> {
+        self.listen_addr
+    }
+
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the node: no more accepts; the engine shuts down (every message finalized, every
+    /// connection closed); the schedulers close the sockets and release the connections; every
+    /// thread is joined. The report says whether anything was left.
+    pub fn shutdown(mut self) -> ShutdownReport {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> ShutdownReport {
+        let t0 = Instant::now();
+        let sh = self.handle.shared.clone();
+        let mut joined = 0usize;
+        self.done = true;
+        if let Some((h, stop, waker)) = self.acceptor.take() {
+            stop.store(true, Ordering::Release);
+            use std::io::Write;
+            let _ = (&waker).write(&[1]);
+            if h.join().is_ok() {
+                joined += 1;
+            }
+        }
+        sh.with(|c, now| {
+            c.engine.shutdown(now);
+            // Threads waiting for answers hear "disconnected" and report the shutdown.
+            c.waiters.clear();
+        });
+        sh.stopping.store(true, Ordering::Release);
+        for i in 0..sh.scheds.len() {
+            sh.wake(i);
+        }
+        for h in self.scheds.drain(..) {
+            if h.join().is_ok() {
+                joined += 1;
+            }
+        }
+        if let Some((h, stop)) = self.reaper.take() {
+            stop.store(true, Ordering::Release);
+            if h.join().is_ok() {
+                joined += 1;
+            }
+        }
+        let (stats, idle, ops) = sh.with(|c, _| {
+            c.waiters.clear();
+            (c.engine.stats, c.engine.is_idle(), c.lnet.ops_open())
+        });
+        sh.changed.notify_all();
+        let report = ShutdownReport {
+            stats,
+            idle,
+            lnet_ops_open: ops,
+            threads_joined: joined,
+            forced_closes: sh.rt.forced_closes.load(Ordering::Relaxed),
+            elapsed: t0.elapsed(),
+        };
+        match report.check() {
+            Ok(()) => nlog!(
+                sh,
+                Info,
+                "shut down cleanly in {} ms ({} threads joined)",
+                report.elapsed.as_millis(),
+                joined
+            ),
+            Err(e) => nlog!(sh, Error, "{e}"),
+        }
+        report
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// The reaper: timeouts of the engine (handshakes, dead sockets, stale ZC requests,
+/// keepalives, reconnects) and of the LNet layer (pings, GETs), ten times a second.
+fn reaper(sh: Arc<Shared>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(100));
+        sh.with(|c, now| {
+            c.engine.handle_timeout(now);
+            c.lnet.handle_timeout(now);
+        });
+    }
+}
+
+fn wanted_conns(cfg: &NodeConfig) -> usize {
+    if cfg.tunables.typed_conns {
+        1usize
+            .saturating_add(2usize.saturating_mul(cfg.tunables.effective_conns_per_peer() as usize))
+    } else {
+        1
+    }
+}
+
+/// Reasons after which waiting for a connection is pointless.
+fn is_fatal(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Io(_) | Error::WrongPeer { .. } | Error::Refused(_) | Error::Timeout(_)
+    )
+}
+
+impl NodeHandle {
+    pub fn nid(&self) -> Nid {
+        self.shared.cfg.nid
+    }
+    pub fn id(&self) -> ProcessId {
+        ProcessId::lustre(self.shared.cfg.nid)
+    }
+    pub fn local_ip(&self) -> Ipv4Addr {
+        self.shared.cfg.ip
+    }
+    pub fn config(&self) -> &NodeConfig {
+        &self.shared.cfg
+    }
+    pub fn schedulers(&self) -> usize {
+        self.shared.scheds.len()
+    }
+
+    /// Asks the node's owner to stop it (the `shutdown` control command).
+    pub fn request_stop(&self) {
+        self.shared.stop_requested.store(true, Ordering::Release);
+        self.shared.changed.notify_all();
+    }
+    pub fn stop_requested(&self) -> bool {
+        self.shared.stop_requested.load(Ordering::Acquire)
+    }
+
+    /// `connect`: adds a persistent route to `peer` at `ip:port` and brings up its connections;
+    /// waits until all wanted connections are established (returned), one fails for good, or
+    /// `timeout` passes.
+    pub fn connect(
+        &self,
+        peer: ProcessId,
+        ip: Ipv4Addr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Vec<ConnView>, String> {
+        let sh = &self.shared;
+        let start_seq = sh.with(|c, now| {
+            c.engine.connect_peer(now, peer, u32::from(ip), port);
+            c.down_seq
+        });
+        let want = wanted_conns(&sh.cfg);
+        let deadline = Instant::now() + timeout;
+        let mut g = sh.lock();
+        loop {
+            let mine: Vec<ConnId> = g
+                .engine
+                .conns()
+                .iter()
+                .filter(|c| c.peer == peer)
+                .map(|c| c.conn)
+                .collect();
+            let up = mine.len();
+            // Established, and configured by their schedulers (socket options set).
+            if up >= want && mine.iter().all(|c| g.meta.contains_key(c)) {
+                break;
+            }
+            if let Some((seq, why)) = g.last_down.get(&peer) {
+                if *seq > start_seq && is_fatal(why) && up == 0 {
+                    return Err(format!(
+                        "cannot connect to {peer} at {ip}:{port}: {why}{}",
+                        connect_hint(why)
+                    ));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let why = g
+                    .last_down
+                    .get(&peer)
+                    .filter(|(s, _)| *s > start_seq)
+                    .map(|(_, e)| format!(" (last error: {e})"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "cannot connect to {peer} at {ip}:{port}: {up} of {want} connections up after \
+                     {} s{why}",
+                    timeout.as_secs()
+                ));
+            }
+            g = sh
+                .changed
+                .wait_timeout(g, left.min(Duration::from_millis(200)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(g);
+        Ok(self
+            .conns()
+            .into_iter()
+            .filter(|c| c.info.peer == peer)
+            .collect())
+    }
+
+    /// `add_peer`: remembers where `peer` is; connections come when needed.
+    pub fn add_peer(&self, peer: ProcessId, ip: Ipv4Addr, port: u16) {
+        self.shared
+            .with(|c, now| c.engine.add_peer(now, peer, u32::from(ip), port));
+    }
+
+    /// `del_peer [nid] [ip]`; returns the connections closed.
+    pub fn del_peer(&self, nid: Option<Nid>, ip: Option<Ipv4Addr>) -> usize {
+        self.shared
+            .with(|c, now| c.engine.del_peer(now, nid, ip.map(u32::from)))
+    }
+
+    /// `disconnect [nid] [ip]`; returns the connections closed.
+    pub fn disconnect(&self, nid: Option<Nid>, ip: Option<Ipv4Addr>) -> usize {
+        self.shared
+            .with(|c, now| c.engine.close_conns(now, nid, ip.map(u32::from)))
+    }
+
+    /// Pings `target` as `lctl ping` does; returns the ids in its ping info.
+    pub fn ping(
+        &self,
+        target: ProcessId,
+        timeout: Duration,
+    ) -> Result<Vec<(ProcessId, u32)>, Error> {
+        let (tx, rx) = mpsc::channel();
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.shared.with(|c, now| {
+            let Core { engine, lnet, .. } = &mut *c;
+            let op = lnet.ping(engine, now, target, ms);
+            c.waiters.insert(op, tx);
+        });
+        match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+            Ok(LnetEvent::PingDone { result, .. }) => result,
+            Ok(_) => Err(Error::Protocol("unexpected answer to a ping")),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout("no answer")),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::Shutdown),
+        }
+    }
+
+    /// Sends `count` PUTs of `size` bytes ([`put_pattern`]) to `target`'s [`PUT_PORTAL`], each
+    /// asking for an LNet ACK, at most [`PUT_WINDOW`] at a time; waits for all of them. Fails
+    /// when no PUT completes for `stall` (the time without progress).
+    pub fn put(
+        &self,
+        target: ProcessId,
+        size: usize,
+        count: u64,
+        stall: Duration,
+    ) -> Result<PutReport, String> {
+        let data: Payload = Arc::from(put_pattern(size));
+        let digest = put_digest(&data, count);
+        let (tx, rx) = mpsc::channel();
+        let t0 = Instant::now();
+        let (mut sent, mut done, mut ok) = (0u64, 0u64, 0u64);
+        let mut failed = Vec::new();
+        while done < count {
+            let room = (PUT_WINDOW as u64).saturating_sub(sent - done);
+            let n = room.min(count - sent);
+            if n > 0 {
+                self.shared.with(|c, now| {
+                    for i in 0..n {
+                        let seq = sent + i;
+                        let Core { engine, lnet, .. } = &mut *c;
+                        let op = lnet.put(
+                            engine,
+                            now,
+                            target,
+                            PUT_PORTAL,
+                            seq,
+                            seq,
+                            data.clone(),
+                            true,
+                        );
+                        c.waiters.insert(op, tx.clone());
+                    }
+                });
+                sent += n;
+            }
+            match rx.recv_timeout(stall) {
+                Ok(LnetEvent::PutDone { result, .. }) => {
+                    done += 1;
+                    match result {
+                        Ok(_) => ok += 1,
+                        Err(e) => failed.push(e),
+                    }
+                }
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "PUTs to {target} stalled: {done} of {count} done, none completed in {} s",
+                        stall.as_secs()
+                    ))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(format!(
+                        "node shutting down: {done} of {count} PUTs to {target} done"
+                    ))
+                }
+            }
+        }
+        Ok(PutReport {
+            count,
+            size,
+            ok,
+            failed,
+            elapsed: t0.elapsed(),
+            digest,
+        })
+    }
+
+    /// Waits until every message handed to the engine is finalized (zero-copy sends included:
+    /// their ZC-ACKs arrived). False on timeout.
+    pub fn wait_sends_done(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.shared.lock().engine.stats.tx_msgs_open() == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until the node has received `count` PUTs in all. False on timeout.
+    pub fn wait_puts_received(&self, count: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.puts_received().count >= count {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn puts_received(&self) -> PutCounters {
+        *self.shared.puts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.shared.lock().engine.peers()
+    }
+
+    pub fn conns(&self) -> Vec<ConnView> {
+        let g = self.shared.lock();
+        g.engine
+            .conns()
+            .into_iter()
+            .map(|info| ConnView {
+                info,
+                meta: g.meta.get(&info.conn).copied(),
+            })
+            .collect()
+    }
+
+    /// Connection-up events seen so far: (peer, type, version, addresses).
+    pub fn conn_ups(&self) -> Vec<(ProcessId, ConnType, crate::wire::ProtoVersion, ConnAddrs)> {
+        self.shared.lock().ups.clone()
+    }
+
+    pub fn stats(&self) -> NodeStats {
+        let (engine, lnet, ops) = {
+            let g = self.shared.lock();
+            (g.engine.stats, g.lnet.stats, g.lnet.ops_open())
+        };
+        let r = &self.shared.rt;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        NodeStats {
+            engine,
+            lnet,
+            lnet_ops_open: ops,
+            puts: self.puts_received(),
+            rt: vec![
+                ("socket_reads", l(&r.reads)),
+                ("socket_read_bytes", l(&r.read_bytes)),
+                ("socket_writes", l(&r.writes)),
+                ("socket_write_bytes", l(&r.write_bytes)),
+                ("socket_writes_pending", l(&r.writes_pending)),
+                ("accepts", l(&r.accepts)),
+                ("accepts_refused", l(&r.accepts_refused)),
+                ("connects", l(&r.connects)),
+                ("connect_port_retries", l(&r.connect_port_retries)),
+                ("forced_closes", l(&r.forced_closes)),
+            ],
+            schedulers: self.shared.scheds.len(),
+        }
+    }
+}
+
+fn connect_hint(e: &Error) -> &'static str {
+    match e {
+        Error::Io(111) => " — nothing listens there: is the peer's daemon running, on that port?",
+        Error::Io(113) | Error::Io(101) => " — no route to that address",
+        Error::Io(13) => {
+            " — cannot bind a privileged source port: run as root or pass \
+                          --allow-unprivileged (the peer then needs accept=all)"
+        }
+        Error::Io(98) => " — no privileged source port (1023..512) is free",
+        Error::Io(110) | Error::Timeout(_) => " — the peer did not answer in time",
+        Error::WrongPeer { .. } => " — a different node answers at that address",
+        _ => "",
+    }
+}
+
+/// Per-peer listing helper: peers sorted by id for stable output.
+pub(crate) fn sorted_peers(mut v: Vec<PeerInfo>) -> Vec<PeerInfo> {
+    v.sort_by_key(|p| (p.id, p.ip, p.port));
+    v
+}
+
+/// Connections sorted by (peer, local port, type) for stable output.
+pub(crate) fn sorted_conns(mut v: Vec<ConnView>) -> Vec<ConnView> {
+    let key = |c: &ConnView| {
+        (
+            c.info.peer,
+            c.info.addrs.peer_ip,
+            std::cmp::Reverse(c.info.addrs.local_port),
+            c.info.conn,
+        )
+    };
+    v.sort_by_key(key);
+    v
+}
