@@ -13,6 +13,7 @@
 //!   [`Engine::release`], [`Engine::handle_timeout`].
 //!
 //! Behaviour per protocol version lives in one table ([`proto`]), as in ksocklnd.
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

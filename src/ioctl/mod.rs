@@ -19,6 +19,7 @@
 //!
 //! Kernel side: [`dispatch_in_place`] (or [`decode`] + [`encode_reply`]) with a
 //! [`NalControl`]. User side: [`encode_request`] and [`decode_reply`].
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -4,6 +4,7 @@
 //! LNet ACK; drops unmatched PUTs (the engine still acknowledges their zero-copy cookies); and
 //! moves user PUT/GET data for tests, the demo and benchmarks. Sans-IO like the engine: it is
 //! handed engine events and time, and calls the engine.
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -4,6 +4,7 @@
 //! Decoders never allocate, never panic and never read past their input; a short input yields
 //! [`WireError::Short`] with the number of bytes needed, so a streaming reader knows how much
 //! to wait for. Encoders write into caller buffers and return the number of bytes written.
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
