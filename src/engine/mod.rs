@@ -25,6 +25,8 @@
 mod conn;
 #[allow(clippy::module_inception)]
 mod engine;
+#[cfg(any(test, feature = "std"))]
+pub mod fuzzing;
 pub mod handshake;
 #[cfg(any(test, feature = "std"))]
 pub mod pair;
