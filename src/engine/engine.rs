@@ -462,9 +462,11 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         while let Some(tx) = c.tx.q.pop_front() {
             self.finalize_tx(tx, Err(fail));
         }
-        if let Some(sink) = c.rx.take_sink() {
+        // A payload being received (into a sink, or discarded: no sink) was answered by the
+        // upper layer and gets its RxDone here.
+        if let Some(sink) = c.rx.take_payload() {
             if let Some((seq, _)) = c.rx_pending {
-                self.rx_done(RxId { conn, seq }, Some(sink), Err(why));
+                self.rx_done(RxId { conn, seq }, sink, Err(why));
             }
         }
         if let Some(p) = c.peer {

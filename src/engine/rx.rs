@@ -277,10 +277,12 @@ impl<S: RxSink> Rx<S> {
         matches!(self.state, RxState::ParseWait)
     }
 
-    /// Takes the sink out of a half-received payload (connection closing).
-    pub fn take_sink(&mut self) -> Option<S> {
+    /// Takes what a half-received payload holds (connection closing): `Some(sink)` while a
+    /// payload is being received, into a sink or discarded (`Some(None)`), `None` otherwise.
+    /// The message was answered and still needs its one `RxDone` either way.
+    pub fn take_payload(&mut self) -> Option<Option<S>> {
         match &mut self.state {
-            RxState::Payload { sink, .. } => sink.take(),
+            RxState::Payload { sink, .. } => Some(sink.take()),
             _ => None,
         }
     }
