@@ -906,7 +906,7 @@ impl NodeHandle {
             let op = lnet.ping(engine, now, target, ms);
             c.waiters.insert(op, tx);
         });
-        match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+        match self.recv_while_running(&rx, timeout + Duration::from_secs(1)) {
             Ok(LnetEvent::PingDone { result, .. }) => result,
             Ok(_) => Err(Error::Protocol("unexpected answer to a ping")),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout("no answer")),
@@ -953,7 +953,7 @@ impl NodeHandle {
                 });
                 sent += n;
             }
-            match rx.recv_timeout(stall) {
+            match self.recv_while_running(&rx, stall) {
                 Ok(LnetEvent::PutDone { result, .. }) => {
                     done += 1;
                     match result {
@@ -983,6 +983,29 @@ impl NodeHandle {
             elapsed: t0.elapsed(),
             digest,
         })
+    }
+
+    /// `recv_timeout`, but "disconnected" as soon as the node shuts down (the caller may still
+    /// hold a sender of its own).
+    fn recv_while_running(
+        &self,
+        rx: &mpsc::Receiver<LnetEvent>,
+        timeout: Duration,
+    ) -> Result<LnetEvent, mpsc::RecvTimeoutError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.shared.stopping.load(Ordering::Acquire) {
+                return Err(mpsc::RecvTimeoutError::Disconnected);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(mpsc::RecvTimeoutError::Timeout);
+            }
+            match rx.recv_timeout(left.min(Duration::from_millis(100))) {
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Waits until every message handed to the engine is finalized (zero-copy sends included:
@@ -1089,12 +1112,20 @@ pub(crate) fn sorted_peers(mut v: Vec<PeerInfo>) -> Vec<PeerInfo> {
     v
 }
 
-/// Connections sorted by (peer, local port, type) for stable output.
+/// Connections sorted by (peer, peer address, type: A C I O, local port) for stable output.
 pub(crate) fn sorted_conns(mut v: Vec<ConnView>) -> Vec<ConnView> {
+    let rank = |t: ConnType| match t {
+        ConnType::Any => 0,
+        ConnType::Control => 1,
+        ConnType::BulkIn => 2,
+        ConnType::BulkOut => 3,
+        ConnType::None => 4,
+    };
     let key = |c: &ConnView| {
         (
             c.info.peer,
             c.info.addrs.peer_ip,
+            rank(c.info.ctype),
             std::cmp::Reverse(c.info.addrs.local_port),
             c.info.conn,
         )

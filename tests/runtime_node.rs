@@ -1,0 +1,203 @@
+//! The runtime in-process (the library API the CLI is built on): privileged source ports and
+//! what happens when one is busy, the acceptor's refusals, clean shutdown with transfers in
+//! flight on either side, the control socket server.
+
+mod runtime_common;
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use runtime_common::lo;
+use tdinal::engine::Error;
+use tdinal::runtime::control::{self, Request, Server};
+use tdinal::runtime::{Node, NodeConfig};
+use tdinal::wire::{Nid, ProcessId};
+
+fn nid(ip: Ipv4Addr) -> Nid {
+    Nid::new(tdinal::wire::Net::TCP0, u32::from(ip))
+}
+
+fn node(ip: Ipv4Addr, set: &[(&str, &str)]) -> Node {
+    let mut c = NodeConfig::new(nid(ip));
+    for (n, v) in set {
+        c.set(n, v).unwrap();
+    }
+    Node::start(c).unwrap_or_else(|e| panic!("start {ip}: {e}"))
+}
+
+fn stat(n: &Node, name: &str) -> u64 {
+    n.stats()
+        .rt
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| panic!("no runtime stat {name}"))
+}
+
+fn clean(n: Node) {
+    let r = n.shutdown();
+    r.check().unwrap();
+    assert_eq!(r.stats.conns_open, 0);
+}
+
+#[test]
+fn connects_from_privileged_ports_and_skips_a_busy_one() {
+    let (ia, ib) = (lo(50, 2), lo(50, 3));
+    // Something else holds 1023 on A's address: the runtime must move on to 1022.
+    let _busy = TcpListener::bind(SocketAddrV4::new(ia, 1023)).unwrap();
+    let (a, b) = (node(ia, &[]), node(ib, &[]));
+    let conns = a
+        .connect(ProcessId::lustre(nid(ib)), ib, 988, Duration::from_secs(10))
+        .unwrap();
+    let mut ports: Vec<u16> = conns.iter().map(|c| c.info.addrs.local_port).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [1020, 1021, 1022], "{conns:?}");
+    assert!(stat(&a, "connect_port_retries") >= 1);
+    // The passive side saw privileged ports: accept=secure took them.
+    for c in b.conns() {
+        assert!(c.info.addrs.peer_port <= 1023 && !c.info.active, "{c:?}");
+        let m = c.meta.expect("configured");
+        assert!(!m.nagle && m.txbuf > 0 && m.rxbuf > 0);
+    }
+    assert_eq!(a.ping(b.id(), Duration::from_secs(5)).unwrap().len(), 2);
+    clean(a);
+    clean(b);
+}
+
+#[test]
+fn secure_acceptor_refuses_unprivileged_source_ports() {
+    let ib = lo(51, 3);
+    let b = node(ib, &[]);
+    // A plain connect uses an ephemeral (unprivileged) source port.
+    let mut s = TcpStream::connect_timeout(
+        &std::net::SocketAddr::V4(SocketAddrV4::new(ib, 988)),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    // Closed before any byte is read: EOF (or a reset), never data.
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the acceptor to close the socket, got {other:?}"),
+    }
+    assert_eq!(stat(&b, "accepts_refused"), 1);
+    assert_eq!(b.stats().engine.refused_insecure, 1);
+    clean(b);
+}
+
+#[test]
+fn accept_none_listens_nowhere_and_connects_fail_with_a_reason() {
+    let (ia, ib) = (lo(52, 2), lo(52, 3));
+    let b = node(ib, &[("accept", "none")]);
+    assert!(b.listen_addr().is_none());
+    let a = node(ia, &[]);
+    let t0 = Instant::now();
+    let e = a
+        .connect(ProcessId::lustre(nid(ib)), ib, 988, Duration::from_secs(10))
+        .unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(5), "should fail fast");
+    assert!(e.contains("nothing listens there"), "{e}");
+    // A ping to a node nobody can reach fails (no connection can be made).
+    let r = a.ping(ProcessId::lustre(nid(lo(52, 9))), Duration::from_secs(3));
+    assert!(
+        matches!(r, Err(Error::HostUnreachable) | Err(Error::Io(_))),
+        "{r:?}"
+    );
+    clean(a);
+    clean(b);
+}
+
+#[test]
+fn sender_shutdown_with_puts_in_flight_finalizes_everything() {
+    let (ia, ib) = (lo(53, 2), lo(53, 3));
+    let (a, b) = (node(ia, &[]), node(ib, &[]));
+    let idb = ProcessId::lustre(nid(ib));
+    a.connect(idb, ib, 988, Duration::from_secs(10)).unwrap();
+    let h = a.handle();
+    let t = std::thread::spawn(move || h.put(idb, 1 << 20, 100_000, Duration::from_secs(20)));
+    // Let the transfer get going, then stop the sender under it.
+    assert!(b.wait_puts_received(3, Duration::from_secs(20)));
+    let r = a.shutdown();
+    r.check().unwrap();
+    let res = t.join().unwrap();
+    assert!(res.is_err(), "the PUTs cannot all have completed: {res:?}");
+    // The receiver saw its connections go and is idle too.
+    let t0 = Instant::now();
+    while !b.conns().is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "B kept connections");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    clean(b);
+}
+
+#[test]
+fn receiver_shutdown_mid_transfer_fails_the_puts_and_leaves_nothing() {
+    let (ia, ib) = (lo(54, 2), lo(54, 3));
+    let retry = [("min_reconnectms", "100"), ("max_reconnectms", "200")];
+    let (a, b) = (node(ia, &retry), node(ib, &[]));
+    let idb = ProcessId::lustre(nid(ib));
+    a.connect(idb, ib, 988, Duration::from_secs(10)).unwrap();
+    let h = a.handle();
+    let t = std::thread::spawn(move || h.put(idb, 1 << 20, 200, Duration::from_secs(1)));
+    assert!(b.wait_puts_received(3, Duration::from_secs(20)));
+    clean(b);
+    // The sender's PUTs cannot all succeed: some fail (connections closed, then the peer
+    // unreachable) and some wait for LNet ACKs that will never come (LNet has no timeout for
+    // those; `put` gives up after 1 s without progress).
+    match t.join().unwrap() {
+        Ok(rep) => assert!(!rep.failed.is_empty(), "{rep:?}"),
+        Err(e) => assert!(e.contains("stalled"), "{e}"),
+    }
+    // Whatever was still queued, parked or waiting for a ZC-ACK is finalized by shutdown.
+    clean(a);
+}
+
+#[test]
+fn control_server_answers_and_guards_its_socket() {
+    let ia = lo(55, 2);
+    let a = node(ia, &[]);
+    let dir = runtime_common::TempDir::new("ctl");
+    let path = dir.path("a.sock");
+    let srv = Server::start(a.handle(), &path).unwrap();
+    let t = Duration::from_secs(5);
+    let stats = control::call(&path, &Request::Stats, t).unwrap();
+    assert!(stats.contains(&"conns_open 0".to_string()), "{stats:?}");
+    assert!(stats.iter().any(|l| l.starts_with("schedulers ")));
+    assert_eq!(
+        control::call(&path, &Request::PeerList, t).unwrap(),
+        Vec::<String>::new()
+    );
+    // Errors come back as messages.
+    let e = control::call(
+        &path,
+        &Request::Ping {
+            id: ProcessId::lustre(nid(lo(55, 9))),
+            timeout_ms: 500,
+        },
+        t,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("failed to ping 12345-"), "{e}");
+    // A second server on a live socket is refused; the first keeps serving.
+    let e = Server::start(a.handle(), &path).err().expect("refused");
+    assert!(e.contains("another daemon answers"), "{e}");
+    assert!(control::call(&path, &Request::Stats, t).is_ok());
+    // `shutdown` only asks the owner to stop.
+    assert!(!a.stop_requested());
+    control::call(&path, &Request::Shutdown, t).unwrap();
+    assert!(a.stop_requested());
+    srv.stop();
+    assert!(!path.exists(), "socket file removed");
+    // A stale socket file (no server) is replaced.
+    std::os::unix::net::UnixListener::bind(&path)
+        .map(drop)
+        .unwrap();
+    assert!(path.exists());
+    let srv = Server::start(a.handle(), &path).unwrap();
+    assert!(control::call(&path, &Request::Stats, t).is_ok());
+    srv.stop();
+    clean(a);
+}
