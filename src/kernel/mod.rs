@@ -24,11 +24,15 @@
 //! Callers own every `unsafe` call and document it with a `// SAFETY:` comment.
 #![allow(non_camel_case_types, non_snake_case, clippy::upper_case_acronyms)]
 
+pub mod ext;
 pub mod imports;
 pub mod inline;
+pub mod registry;
+pub mod security;
 pub mod status;
 pub mod types;
 
+pub use ext::*;
 pub use imports::*;
 pub use inline::*;
 pub use status::*;
