@@ -1,0 +1,856 @@
+//! The kernel runtime: drives `Engine` + `Lnet` over TDI exactly as `engine::pair` does in
+//! memory (actions Connect/Send/Receive/Configure/Close, `accepted`, `connected`,
+//! `rx_buffer`/`rx_commit`, `tx_slices`/`tx_commit`, `eof`, `io_error`, `release`,
+//! `handle_timeout`).
+//!
+//! Threads (all system threads at PASSIVE_LEVEL): one **scheduler** per CPU, each with a run queue
+//! of connections (spin lock) and a synchronization event; one **acceptor**
+//! (`super::acceptor`). Scheduler 0 also runs the engine's timers.
+//!
+//! **IRQL rule**: the engine and the LNet layer live behind [`PassiveLock`] — a lock taken only at
+//! PASSIVE_LEVEL by the runtime's threads (and by callers of [`TdiRuntime::with`]). Code at
+//! DISPATCH_LEVEL (receive handlers, completion routines, `ClientEventConnect`) never touches
+//! them: it queues data or results on the connection and wakes its scheduler. So the engine may
+//! allocate freely (our allocator is non-paged anyway), may run long (CRC over a 1 MiB payload)
+//! without holding a CPU at DISPATCH_LEVEL, and no spin lock is ever held across an engine call.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use super::acceptor::Listener;
+use super::bindings::*;
+use super::conn::*;
+use super::obj::{self, KEvent, SysThread};
+use super::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, SpinLock};
+use super::tsdu::TsduEntry;
+use crate::engine::{Action, ConnAddrs, ConnId, Engine, LocalNi, Time, Tunables};
+use crate::kernel::*;
+use crate::lnet::{Lnet, LnetEvent};
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+
+/// The engine type of the kernel runtime (payloads and sinks are pool buffers).
+pub type TdiEngine = Engine<Vec<u8>, Vec<u8>>;
+
+/// Configuration of a [`TdiRuntime`].
+#[derive(Clone, Debug)]
+pub struct TdiConfig {
+    pub ni: LocalNi,
+    pub tunables: Tunables,
+    /// Local IPv4 address (host order) for the listener and for active connections.
+    pub local_ip: u32,
+    /// Listening port (`None`: `tunables.accept_port`; `Some(0)`: any free port).
+    pub listen_port: Option<u16>,
+    /// Pre-created child connection objects waiting for `ClientEventConnect`.
+    pub backlog: u32,
+    /// Scheduler threads (0: one per active processor).
+    pub schedulers: u32,
+    /// `TDI_CONNECT` timeout.
+    pub connect_timeout_ms: u32,
+}
+
+/// Counters of the TDI layer.
+#[derive(Default)]
+pub struct TdiStats {
+    pub accepted: AtomicU64,
+    pub refused_no_child: AtomicU64,
+    pub connects: AtomicU64,
+    pub connect_port_retries: AtomicU64,
+    pub sends_finished_by_submitter: AtomicU64,
+    pub sends_finished_by_completion: AtomicU64,
+    pub sends_parked: AtomicU64,
+    pub receive_irps: AtomicU64,
+    pub pulls: AtomicU64,
+    pub rx_irp_bytes: AtomicU64,
+    pub chained_retained: AtomicU64,
+    pub expedited_dropped: AtomicU64,
+    pub error_events: AtomicU64,
+    pub teardowns: AtomicU64,
+    pub lost_wakeups_avoided: AtomicU64,
+}
+
+/// A lock for the engine: a synchronization event used as a mutex. PASSIVE_LEVEL only (the wait
+/// is non-zero), never taken by DISPATCH_LEVEL code.
+pub struct PassiveLock<T> {
+    gate: Box<KEvent>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the data is reached only through the guard, which holds the gate (mutual exclusion).
+unsafe impl<T: Send> Sync for PassiveLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for PassiveLock<T> {}
+
+impl<T> PassiveLock<T> {
+    pub fn new(data: T) -> Self {
+        PassiveLock {
+            gate: KEvent::new(true, true),
+            data: UnsafeCell::new(data),
+        }
+    }
+    /// Acquires the lock (waits; PASSIVE_LEVEL).
+    pub fn lock(&self) -> PassiveGuard<'_, T> {
+        self.gate.wait(None);
+        PassiveGuard { lock: self }
+    }
+}
+
+/// Holds a [`PassiveLock`].
+pub struct PassiveGuard<'a, T> {
+    lock: &'a PassiveLock<T>,
+}
+impl<T> core::ops::Deref for PassiveGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the gate.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+impl<T> core::ops::DerefMut for PassiveGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the gate exclusively.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+impl<T> Drop for PassiveGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.gate.set();
+    }
+}
+
+/// What lives behind the engine lock.
+pub struct Core {
+    pub engine: TdiEngine,
+    pub lnet: Lnet<Vec<u8>>,
+    pub conns: BTreeMap<ConnId, Arc<Conn>>,
+    /// Connects waiting to be started outside the lock.
+    pending_connects: Vec<(ConnId, u32, u16)>,
+}
+
+/// A scheduler's run queue.
+pub struct Sched {
+    runq: SpinLock<VecDeque<Arc<Conn>>>,
+    event: Box<KEvent>,
+}
+
+/// State shared by the runtime's threads, handlers and connections.
+pub struct Shared {
+    pub core: PassiveLock<Core>,
+    pub scheds: Vec<Sched>,
+    pub events: SpinLock<VecDeque<LnetEvent>>,
+    pub stats: TdiStats,
+    pub cfg: TdiConfig,
+    pub stop: AtomicBool,
+    next_port: AtomicU32,
+    rr: AtomicUsize,
+    /// Set when a wake-up could not be queued (no memory): schedulers sweep every connection.
+    sweep: AtomicBool,
+    pub listener: SpinLock<Option<Arc<Listener>>>,
+    pub listen_port: AtomicU32,
+}
+
+impl Shared {
+    /// Queues a connection on its scheduler (any IRQL <= DISPATCH_LEVEL).
+    pub fn enqueue(&self, conn: Arc<Conn>) {
+        let Some(s) = self.scheds.get(conn.sched) else {
+            return;
+        };
+        {
+            let mut q = s.runq.lock();
+            if q.try_reserve(1).is_err() {
+                self.sweep.store(true, Ordering::Release);
+                self.stats
+                    .lost_wakeups_avoided
+                    .fetch_add(1, Ordering::Relaxed);
+            } else {
+                q.push_back(conn);
+            }
+        }
+        s.event.set();
+    }
+
+    /// Picks a scheduler for a new connection.
+    pub fn pick_sched(&self) -> usize {
+        let n = self.scheds.len().max(1);
+        self.rr
+            .fetch_add(1, Ordering::Relaxed)
+            .checked_rem(n)
+            .unwrap_or(0)
+    }
+
+    pub fn now(&self) -> Time {
+        Time(obj::now_ms().saturating_add(1_000_000))
+    }
+
+    fn push_event(&self, e: LnetEvent) {
+        let mut q = self.events.lock();
+        if q.try_reserve(1).is_ok() {
+            q.push_back(e);
+        }
+    }
+}
+
+/// The running TDI transport of one NI.
+pub struct TdiRuntime {
+    shared: Arc<Shared>,
+    threads: Vec<(SysThread, *const ThreadArg)>,
+    acceptor: Option<(SysThread, *const ThreadArg)>,
+}
+
+// SAFETY: the thread arguments are only freed by `stop` after joining.
+unsafe impl Send for TdiRuntime {}
+// SAFETY: all shared state is behind locks/atomics.
+unsafe impl Sync for TdiRuntime {}
+
+/// What a runtime thread gets.
+pub struct ThreadArg {
+    pub shared: Arc<Shared>,
+    pub index: usize,
+}
+
+impl TdiRuntime {
+    /// Opens the listener with its backlog and starts the scheduler and acceptor threads.
+    /// PASSIVE_LEVEL.
+    pub fn start(cfg: TdiConfig) -> Result<TdiRuntime, NTSTATUS> {
+        let n = if cfg.schedulers == 0 {
+            // SAFETY: callable at any IRQL <= DISPATCH_LEVEL.
+            unsafe { KeQueryActiveProcessorCountEx(ALL_PROCESSOR_GROUPS) }.clamp(1, 64)
+        } else {
+            cfg.schedulers.min(64)
+        } as usize;
+        let mut scheds = Vec::new();
+        for _ in 0..n {
+            scheds.push(Sched {
+                runq: SpinLock::new(VecDeque::new()),
+                event: KEvent::new(true, false),
+            });
+        }
+        let shared = Arc::new(Shared {
+            core: PassiveLock::new(Core {
+                engine: Engine::new(cfg.ni, cfg.tunables.clone(), true),
+                lnet: Lnet::new(cfg.ni),
+                conns: BTreeMap::new(),
+                pending_connects: Vec::new(),
+            }),
+            scheds,
+            events: SpinLock::new(VecDeque::new()),
+            stats: TdiStats::default(),
+            cfg: cfg.clone(),
+            stop: AtomicBool::new(false),
+            next_port: AtomicU32::new(1023),
+            rr: AtomicUsize::new(0),
+            sweep: AtomicBool::new(false),
+            listener: SpinLock::new(None),
+            listen_port: AtomicU32::new(0),
+        });
+        let mut rt = TdiRuntime {
+            shared: shared.clone(),
+            threads: Vec::new(),
+            acceptor: None,
+        };
+        let port = cfg.listen_port.unwrap_or(cfg.tunables.accept_port);
+        if cfg.tunables.accept != crate::engine::AcceptPolicy::None {
+            match Listener::open(&shared, cfg.local_ip, port) {
+                Ok(l) => {
+                    shared
+                        .listen_port
+                        .store(u32::from(l.port), Ordering::Release);
+                    *shared.listener.lock() = Some(l);
+                }
+                Err(st) => {
+                    rt.stop();
+                    return Err(st);
+                }
+            }
+        }
+        for i in 0..n {
+            let arg = Box::into_raw(Box::new(ThreadArg {
+                shared: shared.clone(),
+                index: i,
+            }));
+            match SysThread::spawn(scheduler_main, arg.cast()) {
+                Ok(t) => rt.threads.push((t, arg)),
+                Err(st) => {
+                    // SAFETY: the thread did not start: the argument is still ours.
+                    drop(unsafe { Box::from_raw(arg) });
+                    rt.stop();
+                    return Err(st);
+                }
+            }
+        }
+        if shared.listener.lock().is_some() {
+            let arg = Box::into_raw(Box::new(ThreadArg {
+                shared: shared.clone(),
+                index: 0,
+            }));
+            match SysThread::spawn(super::acceptor::acceptor_main, arg.cast()) {
+                Ok(t) => rt.acceptor = Some((t, arg)),
+                Err(st) => {
+                    // SAFETY: as above.
+                    drop(unsafe { Box::from_raw(arg) });
+                    rt.stop();
+                    return Err(st);
+                }
+            }
+        }
+        Ok(rt)
+    }
+
+    /// The port the listener is bound to (0 without a listener).
+    pub fn listen_port(&self) -> u16 {
+        u16::try_from(self.shared.listen_port.load(Ordering::Acquire)).unwrap_or(0)
+    }
+
+    /// Runs `f` on the LNet layer and engine under the engine lock, then performs what it
+    /// asked for. PASSIVE_LEVEL.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Lnet<Vec<u8>>, &mut TdiEngine, Time) -> R) -> R {
+        let now = self.shared.now();
+        let r = {
+            let mut core = self.shared.core.lock();
+            let c = &mut *core;
+            let r = f(&mut c.lnet, &mut c.engine, now);
+            drain(&self.shared, c, now);
+            r
+        };
+        start_pending_connects(&self.shared);
+        r
+    }
+
+    /// The next LNet event (pings answered, PUTs received, …).
+    pub fn poll_event(&self) -> Option<LnetEvent> {
+        self.shared.events.lock().pop_front()
+    }
+
+    pub fn stats(&self) -> &TdiStats {
+        &self.shared.stats
+    }
+
+    /// Connections the runtime still holds (engine-known and not yet released).
+    pub fn conn_count(&self) -> usize {
+        self.shared.core.lock().conns.len()
+    }
+
+    /// Shuts down: stops accepting, closes every connection through the engine, waits (bounded)
+    /// for them to be released, stops the threads and closes the listener. PASSIVE_LEVEL.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        let shared = self.shared.clone();
+        // 1. No new connections.
+        let listener = shared.listener.lock().clone();
+        if let Some(l) = listener.as_ref() {
+            l.stop_accepting();
+        }
+        if let Some((t, arg)) = self.acceptor.take() {
+            shared.stop.store(true, Ordering::Release);
+            if let Some(l) = listener.as_ref() {
+                l.event.set();
+            }
+            t.join();
+            // SAFETY: the thread ended: its argument is ours again.
+            drop(unsafe { Box::from_raw(arg as *mut ThreadArg) });
+        }
+        shared.stop.store(false, Ordering::Release);
+        // 2. Close everything through the engine and let the schedulers tear down.
+        {
+            let now = shared.now();
+            let mut core = shared.core.lock();
+            let c = &mut *core;
+            c.engine.shutdown(now);
+            drain(&shared, c, now);
+        }
+        for _ in 0..2000 {
+            if shared.core.lock().conns.is_empty() {
+                break;
+            }
+            obj::sleep_ms(5);
+        }
+        // 3. Stop the schedulers.
+        shared.stop.store(true, Ordering::Release);
+        for s in &shared.scheds {
+            s.event.set();
+        }
+        for (t, arg) in self.threads.drain(..) {
+            t.join();
+            // SAFETY: the thread ended: its argument is ours again.
+            drop(unsafe { Box::from_raw(arg as *mut ThreadArg) });
+        }
+        // Whatever the schedulers did not finish (bounded wait above) is torn down here.
+        let left: Vec<Arc<Conn>> = {
+            let core = shared.core.lock();
+            core.conns.values().cloned().collect()
+        };
+        for c in left {
+            teardown(&shared, &c);
+        }
+        for s in &shared.scheds {
+            while let Some(c) = s.runq.lock().pop_front() {
+                drop(c);
+            }
+        }
+        // 4. The listener and its spare children.
+        let l = shared.listener.lock().take();
+        if let Some(l) = l {
+            l.close();
+        }
+    }
+}
+
+impl Drop for TdiRuntime {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() || self.acceptor.is_some() {
+            self.stop_inner();
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Engine plumbing (PASSIVE_LEVEL, engine lock held)
+
+/// Runs events into the LNet layer and performs actions until the engine is quiet.
+pub fn drain(shared: &Shared, core: &mut Core, now: Time) {
+    for _ in 0..10_000 {
+        let mut moved = false;
+        while let Some(ev) = core.engine.poll_event() {
+            moved = true;
+            core.lnet.handle_event(&mut core.engine, now, ev);
+        }
+        while let Some(e) = core.lnet.poll_event() {
+            shared.push_event(e);
+        }
+        while let Some(a) = core.engine.poll_action() {
+            moved = true;
+            act(core, a);
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+fn act(core: &mut Core, a: Action) {
+    match a {
+        Action::Connect {
+            conn,
+            peer_ip,
+            port,
+            ..
+        } => core.pending_connects.push((conn, peer_ip, port)),
+        Action::Send { conn } | Action::Receive { conn } | Action::Configure { conn } => {
+            // Configure: the emulated and the real transport default to what socklnd wants for
+            // the tests here; TCP options via IOCTL_TCP_SET_INFORMATION_EX are not issued yet.
+            if let Some(c) = core.conns.get(&conn) {
+                c.wake();
+            }
+        }
+        Action::Close { conn, flush } => {
+            if let Some(c) = core.conns.get(&conn) {
+                if flush {
+                    c.set(F_CLOSE | F_FLUSH);
+                } else {
+                    c.clear(F_FLUSH);
+                    c.set(F_CLOSE);
+                }
+                c.wake();
+            }
+        }
+    }
+}
+
+fn next_port(shared: &Shared) -> u16 {
+    let p = shared
+        .next_port
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+            Some(if p <= 512 { 1023 } else { p.saturating_sub(1) })
+        })
+        .unwrap_or(1023);
+    u16::try_from(p).unwrap_or(1023)
+}
+
+/// Starts the connects the engine asked for (outside the engine lock: object creation blocks).
+pub fn start_pending_connects(shared: &Arc<Shared>) {
+    let list = core::mem::take(&mut shared.core.lock().pending_connects);
+    for (id, ip, port) in list {
+        let conn = Conn::new(shared.clone(), Kind::Active, shared.pick_sched());
+        conn.id.store(id.0, Ordering::Release);
+        conn.target.store(pack_addr(ip, port), Ordering::Release);
+        conn.set(F_REGISTERED);
+        shared.core.lock().conns.insert(id, conn.clone());
+        shared.stats.connects.fetch_add(1, Ordering::Relaxed);
+        if let Err(st) = open_active(shared, &conn) {
+            conn.connect_status.store(st, Ordering::Release);
+            conn.set(F_CONNECT_DONE);
+        }
+        conn.activate();
+    }
+}
+
+/// Creates an active connection's objects from the next free privileged port and submits the
+/// `TDI_CONNECT`.
+fn open_active(shared: &Arc<Shared>, conn: &Arc<Conn>) -> Result<(), NTSTATUS> {
+    let (ip, port) = unpack_addr(conn.target.load(Ordering::Acquire));
+    let ctx = Arc::as_ptr(conn) as *mut c_void;
+    let mut last = STATUS_ADDRESS_ALREADY_EXISTS;
+    for _ in 0..512 {
+        let lport = next_port(shared);
+        let addr = match obj::open_address(shared.cfg.local_ip, lport) {
+            Ok(a) => a,
+            Err(st) if st == STATUS_ADDRESS_ALREADY_EXISTS || st == STATUS_SHARING_VIOLATION => {
+                shared
+                    .stats
+                    .connect_port_retries
+                    .fetch_add(1, Ordering::Relaxed);
+                last = st;
+                continue;
+            }
+            Err(st) => return Err(st),
+        };
+        let st = register_receive_handlers(&addr, on_error_conn as *mut c_void, ctx);
+        if !nt_success(st) {
+            obj::close(addr);
+            return Err(st);
+        }
+        let cobj = match obj::open_connection(ctx) {
+            Ok(c) => c,
+            Err(st) => {
+                obj::close(addr);
+                return Err(st);
+            }
+        };
+        let st = obj::associate(&cobj, addr.handle);
+        if !nt_success(st) {
+            obj::close(cobj);
+            obj::close(addr);
+            return Err(st);
+        }
+        conn.local
+            .store(pack_addr(shared.cfg.local_ip, lport), Ordering::Release);
+        {
+            let mut o = conn.objs.lock();
+            o.conn = Some(cobj);
+            o.addr = Some(addr);
+        }
+        if submit_connect(conn, ip, port, shared.cfg.connect_timeout_ms) {
+            return Ok(());
+        }
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
+    Err(last)
+}
+
+/// Closes a connection's transport objects in order: disconnect (graceful unless the peer is
+/// gone), disassociate, close the connection object (its pending requests complete), wait for
+/// every request to come back, close its own address object.
+fn close_objects(conn: &Arc<Conn>, graceful: bool) {
+    let (cobj, aobj) = {
+        let mut o = conn.objs.lock();
+        (o.conn.take(), o.addr.take())
+    };
+    if let Some(c) = cobj {
+        if conn.has(F_CONNECTED) && !conn.has(F_PEER_GONE) {
+            let flags = if graceful {
+                TDI_DISCONNECT_RELEASE
+            } else {
+                TDI_DISCONNECT_ABORT
+            };
+            let _ = obj::disconnect(&c, flags);
+        }
+        let _ = obj::disassociate(&c);
+        // Keep the connection object reachable for completion routines building nothing new.
+        obj::close(c);
+    }
+    for _ in 0..20_000 {
+        if conn.inflight.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        obj::sleep_ms(1);
+    }
+    if let Some(a) = aobj {
+        obj::close(a);
+    }
+    let accept_irp = core::mem::take(&mut conn.objs.lock().accept_irp);
+    if accept_irp != 0 {
+        // SAFETY: a preallocated accept IRP never handed to the transport.
+        unsafe { IoFreeIrp(accept_irp as *mut IRP) };
+    }
+    conn.rx.clear();
+}
+
+/// Tears a connection down and releases it to the engine. PASSIVE_LEVEL, engine lock not held.
+pub fn teardown(shared: &Shared, conn: &Arc<Conn>) {
+    if conn.set(F_TORN) & F_TORN != 0 {
+        return;
+    }
+    close_objects(conn, true);
+    shared.stats.teardowns.fetch_add(1, Ordering::Relaxed);
+    let id = conn.engine_id();
+    let now = shared.now();
+    let mut core = shared.core.lock();
+    let c = &mut *core;
+    c.engine.release(now, id);
+    c.conns.remove(&id);
+    drain(shared, c, now);
+}
+
+/// Tears down a connection the engine never knew (a refused or failed child).
+pub fn discard(conn: &Arc<Conn>) {
+    conn.set(F_TORN);
+    close_objects(conn, false);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Scheduler
+
+unsafe extern "system" fn scheduler_main(context: *mut c_void) {
+    // SAFETY: the ThreadArg boxed by `start`, freed only after this thread is joined.
+    let arg = unsafe { &*(context as *const ThreadArg) };
+    let shared = &arg.shared;
+    let Some(me) = shared.scheds.get(arg.index) else {
+        return;
+    };
+    loop {
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let next = me.runq.lock().pop_front();
+        match next {
+            Some(conn) => process(shared, &conn),
+            None => {
+                if arg.index == 0 {
+                    timers(shared);
+                }
+                if shared.sweep.swap(false, Ordering::AcqRel) {
+                    let all: Vec<Arc<Conn>> = shared.core.lock().conns.values().cloned().collect();
+                    for c in all {
+                        c.wake.begin_pass();
+                        c.wake();
+                    }
+                }
+                me.event.wait(Some(50));
+            }
+        }
+    }
+}
+
+fn timers(shared: &Arc<Shared>) {
+    let now = shared.now();
+    {
+        let mut core = shared.core.lock();
+        let c = &mut *core;
+        if c.engine.poll_timeout().is_some_and(|t| now >= t) || c.lnet.ops_open() > 0 {
+            c.engine.handle_timeout(now);
+            c.lnet.handle_timeout(now);
+            drain(shared, c, now);
+        }
+    }
+    start_pending_connects(shared);
+}
+
+/// One pass over a connection: results of completions, received data into the engine, sends,
+/// closing.
+fn process(shared: &Arc<Shared>, conn: &Arc<Conn>) {
+    conn.wake.begin_pass();
+    if conn.has(F_TORN) {
+        return;
+    }
+    let id = conn.engine_id();
+    // Connect completion.
+    if conn.clear(F_CONNECT_DONE) & F_CONNECT_DONE != 0 {
+        connect_done(shared, conn, id);
+    }
+    // A send finished by its completion routine (HLD step 11): commit it here at PASSIVE_LEVEL.
+    if conn.clear(F_SEND_DONE) & F_SEND_DONE != 0 {
+        let (st, n) = unpack_result(conn.send_result.load(Ordering::Acquire));
+        conn.clear(F_SEND_INFLIGHT);
+        finish_send(shared, conn, id, st, n);
+    }
+    if conn.has(F_CONNECTED) {
+        pump_rx(shared, conn, id);
+        pump_tx(shared, conn, id);
+    }
+    // Closing: once nothing is in flight (a flush first writes what the engine still offers).
+    if conn.has(F_CLOSE) && !conn.has(F_FLUSH) {
+        if conn.has(F_SEND_INFLIGHT) {
+            // A send that may never complete (peer not reading) is cut short by an abortive
+            // disconnect; its completion brings us back here.
+            if conn.set(F_ABORT_SENT) & F_ABORT_SENT == 0 {
+                let target = conn
+                    .objs
+                    .lock()
+                    .conn
+                    .as_ref()
+                    .map(|o| (o.device, o.file, o.handle));
+                if let Some((device, file, handle)) = target {
+                    let o = obj::TdiObject {
+                        device,
+                        file,
+                        handle,
+                    };
+                    let _ = obj::disconnect(&o, TDI_DISCONNECT_ABORT);
+                }
+            }
+            return;
+        }
+        teardown(shared, conn);
+    }
+    start_pending_connects(shared);
+}
+
+fn connect_done(shared: &Arc<Shared>, conn: &Arc<Conn>, id: ConnId) {
+    let st = conn.connect_status.load(Ordering::Acquire);
+    let now = shared.now();
+    if nt_success(st) {
+        conn.set(F_CONNECTED);
+        let (lip, lport) = unpack_addr(conn.local.load(Ordering::Acquire));
+        let (pip, pport) = unpack_addr(conn.target.load(Ordering::Acquire));
+        conn.peer.store(pack_addr(pip, pport), Ordering::Release);
+        let addrs = ConnAddrs {
+            local_ip: lip,
+            local_port: lport,
+            peer_ip: pip,
+            peer_port: pport,
+        };
+        let mut core = shared.core.lock();
+        let c = &mut *core;
+        c.engine.connected(now, id, addrs);
+        drain(shared, c, now);
+        return;
+    }
+    // The 4-tuple was in use: close and retry from the next port.
+    if st == STATUS_ADDRESS_ALREADY_EXISTS && conn.attempts.fetch_add(1, Ordering::AcqRel) < 16 {
+        shared
+            .stats
+            .connect_port_retries
+            .fetch_add(1, Ordering::Relaxed);
+        close_objects(conn, false);
+        match open_active(shared, conn) {
+            Ok(()) => return,
+            Err(e) => {
+                conn.connect_status.store(e, Ordering::Release);
+            }
+        }
+    }
+    let st = conn.connect_status.load(Ordering::Acquire);
+    let mut core = shared.core.lock();
+    let c = &mut *core;
+    c.engine.connect_failed(now, id, errno_of_status(st));
+    drain(shared, c, now);
+}
+
+fn finish_send(shared: &Shared, conn: &Arc<Conn>, id: ConnId, st: NTSTATUS, n: u32) {
+    let now = shared.now();
+    let mut core = shared.core.lock();
+    let c = &mut *core;
+    if nt_success(st) {
+        c.engine.tx_commit(now, id, n as usize);
+    } else {
+        conn.set(F_PEER_GONE);
+        c.engine.io_error(now, id, errno_of_status(st));
+    }
+    drain(shared, c, now);
+}
+
+/// Moves queued TSDU data into the engine, reports the stream's end, pulls withheld data.
+fn pump_rx(shared: &Arc<Shared>, conn: &Arc<Conn>, id: ConnId) {
+    let now = shared.now();
+    let mut stalled = false;
+    {
+        let mut core = shared.core.lock();
+        let c = &mut *core;
+        'entries: while let Some(mut e) = conn.rx.pop() {
+            loop {
+                let data = e.data();
+                if data.is_empty() {
+                    break;
+                }
+                let mut buf = c.engine.rx_buffer(id);
+                if buf.is_empty() {
+                    // The engine waits for the upper layer (or closed): let it answer, retry once.
+                    drain(shared, c, now);
+                    buf = c.engine.rx_buffer(id);
+                }
+                let k = buf.len().min(data.len());
+                if k == 0 {
+                    if conn.rx.unpop(e).is_err() {
+                        conn.rx.set_error(12);
+                    }
+                    stalled = true;
+                    break 'entries;
+                }
+                if let (Some(d), Some(s)) = (buf.get_mut(..k), data.get(..k)) {
+                    d.copy_from_slice(s);
+                }
+                c.engine.rx_commit(now, id, k);
+                e.consume(k);
+            }
+            // `e` dropped here: a retained chained TSDU goes back to the transport.
+        }
+        let state = conn.rx.state();
+        if !stalled && state.entries == 0 && !conn.has(F_EOF_REPORTED) {
+            if state.end.error != 0 {
+                conn.set(F_EOF_REPORTED | F_PEER_GONE);
+                c.engine.io_error(now, id, state.end.error);
+            } else if state.end.eof {
+                conn.set(F_EOF_REPORTED | F_PEER_GONE);
+                c.engine.eof(now, id);
+            }
+        }
+        drain(shared, c, now);
+    }
+    if conn.rx.take_withheld() {
+        post_pull(conn);
+    }
+}
+
+/// Sends while the transport completes inline (HLD step 10), parks on `STATUS_PENDING`.
+fn pump_tx(shared: &Arc<Shared>, conn: &Arc<Conn>, id: ConnId) {
+    for _ in 0..16 {
+        if conn.has(F_SEND_INFLIGHT) || conn.has(F_PEER_GONE) || conn.has(F_TORN) {
+            return;
+        }
+        if conn.has(F_CLOSE) && !conn.has(F_FLUSH) {
+            return;
+        }
+        let outcome = {
+            let mut core = shared.core.lock();
+            let mut out: [&[u8]; SEND_MAX_SLICES] = [&[]; SEND_MAX_SLICES];
+            let n = core.engine.tx_slices(id, &mut out);
+            if n == 0 {
+                return;
+            }
+            conn.set(F_SEND_INFLIGHT);
+            // The slices stay valid until tx_commit/release even after the lock is dropped
+            // (engine contract); the MDLs are built over them now and the IRP submitted with the
+            // engine lock still held, so no engine call runs in between on this connection.
+            submit_send(conn, out.get(..n).unwrap_or(&[]))
+        };
+        match outcome {
+            SendOutcome::Done(st, bytes) => {
+                conn.clear(F_SEND_INFLIGHT);
+                finish_send(shared, conn, id, st, bytes);
+            }
+            SendOutcome::Parked => return,
+            SendOutcome::Failed => {
+                conn.clear(F_SEND_INFLIGHT);
+                let now = shared.now();
+                let mut core = shared.core.lock();
+                let c = &mut *core;
+                c.engine.io_error(now, id, 12);
+                drain(shared, c, now);
+                return;
+            }
+        }
+    }
+    // Fairness: come back for the rest.
+    conn.wake();
+}
