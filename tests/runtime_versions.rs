@@ -102,7 +102,9 @@ fn pair(a: u8, b: u8) {
     assert_eq!(da.stat("tx_msgs_failed"), 0);
     assert_eq!(da.stat("tx_msgs_open"), 0);
 
-    // Both sides list each other.
+    // Both sides list each other. `peer_list` and `conn_list` go through the ioctl encodings
+    // (GET_PEER / GET_CONN, as lctl sends them); the verbose listing is the text protocol's:
+    // both must agree.
     let pl = da.ok(&["peer_list"]);
     assert_eq!(
         pl,
@@ -111,6 +113,44 @@ fn pair(a: u8, b: u8) {
             format!("12345-{nid_b}")
         )]
     );
+    let plain = db.ok(&["conn_list"]);
+    assert_eq!(plain.len(), 3);
+    for (p, v) in plain.iter().zip(passive.iter()) {
+        assert!(v.starts_with(&format!("{p} ")), "ioctl: {p}\ntext:  {v}");
+    }
+    // Unknown peers are reported as lctl would (ENOENT).
+    let o = da.cli(&["del_peer", "10.9.9.9@tcp"]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("failed to remove peer") && e.contains("errno 2"),
+        "{e}"
+    );
+
+    // add_peer / disconnect (ioctls too): a route without connections, connections closed
+    // while the route stays, and the next ping brings them back.
+    let ghost = runtime_common::lo(250, 9);
+    da.ok(&[
+        "add_peer",
+        &format!("{ghost}@tcp"),
+        &ghost.to_string(),
+        "988",
+    ]);
+    let pl = da.ok(&["peer_list"]);
+    assert_eq!(pl.len(), 2, "{pl:?}");
+    assert!(
+        pl[1].ends_with(&format!("[1]{ip_a}->{ghost}:988 #0")),
+        "{pl:?}"
+    );
+    da.ok(&["del_peer", &format!("{ghost}@tcp")]);
+    da.ok(&["disconnect", &nid_b]);
+    let t0 = std::time::Instant::now();
+    while !da.ok(&["conn_list"]).is_empty() {
+        assert!(t0.elapsed().as_secs() < 5, "connections still listed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(da.ok(&["ping", &nid_b]).len(), 2);
+    assert_eq!(da.ok(&["peer_list"]).len(), 1);
 
     da.shutdown();
     db.shutdown();

@@ -1,6 +1,6 @@
 //! The daemon's control socket: a Unix-domain stream socket speaking a small line protocol
-//! (the crate's ioctl encodings cover the socklnd commands but not ping, PUT, stats or
-//! shutdown, and were still being written; this protocol is deliberately tiny instead).
+//! (the crate's ioctl encodings cover the socklnd commands — they travel inside the `ioctl`
+//! request — but not ping, PUT, stats or shutdown, which get text verbs of their own).
 //!
 //! One request per connection: the client writes one line, `verb arg…`; the server answers with
 //! zero or more output lines, each prefixed `= `, then one status line: `ok` or
@@ -18,6 +18,11 @@
 //! | `put ID SIZE COUNT` | a summary line, then `digest 0x…` |
 //! | `stats` | `name value` lines |
 //! | `shutdown` | — (the daemon then stops) |
+//! | `ioctl CODE HEX` | `errno N`, the reply bytes in hex, and on error a message |
+//!
+//! `ioctl` carries a control code and request exactly as `DeviceIoControl` would hand them to
+//! the Windows driver (`crate::ioctl` encodings, LNet or Portals era); the daemon runs them
+//! through the same `ioctl::dispatch` (see [`super::nal`]).
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -36,7 +41,7 @@ use crate::engine::PeerInfo;
 use crate::wire::{ConnType, Nid, ProcessId};
 
 /// Longest request line accepted.
-pub const MAX_LINE: usize = 4096;
+pub const MAX_LINE: usize = 2 * crate::ioctl::MAX_REQUEST_LEN + 64;
 
 /// A control request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +80,11 @@ pub enum Request {
     },
     Stats,
     Shutdown,
+    /// An ioctl: control code and request bytes.
+    Ioctl {
+        code: u32,
+        input: Vec<u8>,
+    },
 }
 
 /// The default wait of `connect`.
@@ -189,6 +199,15 @@ impl Request {
                     count: parse_num(args[2], "count")?,
                 })
             }
+            "ioctl" => {
+                if n != 2 {
+                    return usage("ioctl CODE HEX");
+                }
+                let code = u32::from_str_radix(args[0].trim_start_matches("0x"), 16)
+                    .map_err(|_| format!("bad control code '{}'", args[0]))?;
+                let input = from_hex(args[1]).ok_or("bad request bytes (hex expected)")?;
+                Ok(Request::Ioctl { code, input })
+            }
             "stats" if n == 0 => Ok(Request::Stats),
             "shutdown" if n == 0 => Ok(Request::Shutdown),
             "peer_list" | "conn_list" | "stats" | "shutdown" => {
@@ -230,8 +249,61 @@ impl fmt::Display for Request {
             Request::Put { id, size, count } => write!(f, "put {id} {size} {count}"),
             Request::Stats => f.write_str("stats"),
             Request::Shutdown => f.write_str("shutdown"),
+            Request::Ioctl { code, input } => write!(f, "ioctl {code:08x} {}", to_hex(input)),
         }
     }
+}
+
+/// Lower-case hex of `b`.
+pub fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Bytes from hex (`None` on odd length or a non-hex digit).
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()))
+        .collect()
+}
+
+/// One `peer_list` line.
+pub fn peer_line(
+    id: ProcessId,
+    share: u32,
+    my_ip: Ipv4Addr,
+    ip: Ipv4Addr,
+    port: u16,
+    conns: u32,
+) -> String {
+    format!(
+        "{:<20} [{share}]{my_ip}->{ip}:{port} #{conns}",
+        id.to_string()
+    )
+}
+
+/// One `conn_list` line.
+#[allow(clippy::too_many_arguments)] // the columns of lctl's line
+pub fn conn_line(
+    id: ProcessId,
+    ctype: ConnType,
+    sched: u32,
+    my_ip: Ipv4Addr,
+    ip: Ipv4Addr,
+    port: u16,
+    txbuf: u32,
+    rxbuf: u32,
+    nagle: bool,
+) -> String {
+    format!(
+        "{:<20} {}[{sched}]{my_ip}->{ip}:{port} {txbuf}/{rxbuf} {}",
+        id.to_string(),
+        type_letter(ctype),
+        if nagle { "nagle" } else { "nonagle" }
+    )
 }
 
 /// `peer_list` lines (spec §7.3): `12345-NID [share]myIP->peerIP:port #conns`.
@@ -239,14 +311,13 @@ pub fn format_peers(peers: &[PeerInfo], my_ip: Ipv4Addr) -> Vec<String> {
     sorted_peers(peers.to_vec())
         .iter()
         .map(|p| {
-            format!(
-                "{:<20} [{}]{}->{}:{} #{}",
-                p.id.to_string(),
+            peer_line(
+                p.id,
                 p.share_count,
                 my_ip,
                 Ipv4Addr::from(p.ip),
                 p.port,
-                p.conn_count
+                p.conn_count,
             )
         })
         .collect()
@@ -274,17 +345,16 @@ pub fn format_conns(conns: &[ConnView], verbose: bool) -> Vec<String> {
                 Some(m) => (m.sched, m.txbuf, m.rxbuf, m.nagle),
                 None => (0, 0, 0, false),
             };
-            let mut s = format!(
-                "{:<20} {}[{}]{}->{}:{} {}/{} {}",
-                i.peer.to_string(),
-                type_letter(i.ctype),
-                sched,
+            let mut s = conn_line(
+                i.peer,
+                i.ctype,
+                sched as u32,
                 Ipv4Addr::from(i.addrs.local_ip),
                 Ipv4Addr::from(i.addrs.peer_ip),
                 i.addrs.peer_port,
                 tx,
                 rx,
-                if nagle { "nagle" } else { "nonagle" }
+                nagle,
             );
             if verbose {
                 s.push_str(&format!(
@@ -354,12 +424,14 @@ pub fn execute(node: &NodeHandle, req: &Request) -> Result<Vec<String>, String> 
             port,
             timeout_ms,
         } => {
-            let conns = node.connect(
-                ProcessId::lustre(*nid),
-                *ip,
-                *port,
-                Duration::from_millis(*timeout_ms),
-            )?;
+            let conns = node
+                .connect(
+                    ProcessId::lustre(*nid),
+                    *ip,
+                    *port,
+                    Duration::from_millis(*timeout_ms),
+                )
+                .map_err(|e| e.message)?;
             Ok(format_conns(&conns, true))
         }
         Request::AddPeer { nid, ip, port } => {
@@ -411,7 +483,58 @@ pub fn execute(node: &NodeHandle, req: &Request) -> Result<Vec<String>, String> 
             node.request_stop();
             Ok(Vec::new())
         }
+        Request::Ioctl { code, input } => {
+            let mut nal = super::nal::RuntimeNal { node };
+            let mut out = vec![0u8; input.len()];
+            Ok(
+                match crate::ioctl::dispatch(&mut nal, *code, input, &mut out) {
+                    Ok(n) => vec!["errno 0".into(), to_hex(out.get(..n).unwrap_or(&[]))],
+                    Err(e) => vec![
+                        format!("errno {}", e.to_errno()),
+                        String::new(),
+                        e.to_string(),
+                    ],
+                },
+            )
+        }
     }
+}
+
+/// An ioctl the daemon ran and refused: Linux errno and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoctlFailure {
+    pub errno: i32,
+    pub message: String,
+}
+
+/// Runs an ioctl on the daemon: `Ok(Ok(reply bytes))`, `Ok(Err(failure))` when the command
+/// failed, `Err` when the daemon could not be asked.
+pub fn ioctl_call(
+    path: &Path,
+    code: u32,
+    input: &[u8],
+    timeout: Duration,
+) -> Result<Result<Vec<u8>, IoctlFailure>, String> {
+    let req = Request::Ioctl {
+        code,
+        input: input.to_vec(),
+    };
+    let lines = call(path, &req, timeout)?;
+    let errno = lines
+        .first()
+        .and_then(|l| l.strip_prefix("errno "))
+        .and_then(|v| v.parse::<i32>().ok())
+        .ok_or_else(|| format!("unexpected ioctl answer: {lines:?}"))?;
+    if errno == 0 {
+        let hex = lines.get(1).map(|s| s.as_str()).unwrap_or("");
+        return from_hex(hex)
+            .map(Ok)
+            .ok_or_else(|| "bad ioctl reply bytes".to_string());
+    }
+    Ok(Err(IoctlFailure {
+        errno,
+        message: lines.get(2).cloned().unwrap_or_default(),
+    }))
 }
 
 /// Where a daemon for `nid` puts its control socket by default: `/run/tdinal/<nid>.sock` when

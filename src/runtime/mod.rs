@@ -18,12 +18,13 @@ pub mod acceptor;
 pub mod config;
 pub mod control;
 pub mod log;
+pub mod nal;
 pub mod node;
 pub mod sched;
 pub mod sys;
 
 pub use config::NodeConfig;
 pub use node::{
-    data_hash, put_digest, put_pattern, ConnMeta, ConnView, Node, NodeHandle, NodeStats,
-    PutCounters, PutReport, ShutdownReport, StartError, PUT_PORTAL,
+    data_hash, put_digest, put_pattern, ConnMeta, ConnView, ConnectFailure, Node, NodeHandle,
+    NodeStats, PutCounters, PutReport, ShutdownReport, StartError, PUT_PORTAL,
 };

@@ -497,6 +497,22 @@ impl ShutdownReport {
     }
 }
 
+/// Why [`NodeHandle::connect`] failed: the engine's last reason for the peer (if any) and a
+/// message saying what to check.
+#[derive(Clone, Debug)]
+pub struct ConnectFailure {
+    pub reason: Option<Error>,
+    pub message: String,
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectFailure {}
+
 /// Results of [`NodeHandle::put`].
 #[derive(Clone, Debug)]
 pub struct PutReport {
@@ -817,7 +833,7 @@ impl NodeHandle {
         ip: Ipv4Addr,
         port: u16,
         timeout: Duration,
-    ) -> Result<Vec<ConnView>, String> {
+    ) -> Result<Vec<ConnView>, ConnectFailure> {
         let sh = &self.shared;
         let start_seq = sh.with(|c, now| {
             c.engine.connect_peer(now, peer, u32::from(ip), port);
@@ -841,25 +857,33 @@ impl NodeHandle {
             }
             if let Some((seq, why)) = g.last_down.get(&peer) {
                 if *seq > start_seq && is_fatal(why) && up == 0 {
-                    return Err(format!(
-                        "cannot connect to {peer} at {ip}:{port}: {why}{}",
-                        connect_hint(why)
-                    ));
+                    return Err(ConnectFailure {
+                        reason: Some(*why),
+                        message: format!(
+                            "cannot connect to {peer} at {ip}:{port}: {why}{}",
+                            connect_hint(why)
+                        ),
+                    });
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let why = g
+                let last = g
                     .last_down
                     .get(&peer)
                     .filter(|(s, _)| *s > start_seq)
-                    .map(|(_, e)| format!(" (last error: {e})"))
+                    .map(|(_, e)| *e);
+                let why = last
+                    .map(|e| format!(" (last error: {e})"))
                     .unwrap_or_default();
-                return Err(format!(
-                    "cannot connect to {peer} at {ip}:{port}: {up} of {want} connections up after \
-                     {} s{why}",
-                    timeout.as_secs()
-                ));
+                return Err(ConnectFailure {
+                    reason: last,
+                    message: format!(
+                        "cannot connect to {peer} at {ip}:{port}: {up} of {want} connections up \
+                         after {} s{why}",
+                        timeout.as_secs()
+                    ),
+                });
             }
             g = sh
                 .changed

@@ -1,9 +1,10 @@
 //! The verbs that talk to a running daemon over its control socket.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tdinal::runtime::control::{self, Request};
+use tdinal::ioctl::{self, Command, Era, Reply};
+use tdinal::runtime::control::{self, IoctlFailure, Request};
 use tdinal::wire::{Nid, ProcessId};
 
 use crate::args::{parse_size, Args};
@@ -89,8 +90,114 @@ fn secs(a: &Args, pos: Option<&String>, default: f64) -> Result<Duration, String
         .ok_or_else(|| format!("bad timeout '{v}' (seconds)"))
 }
 
+/// Runs one socklnd command as `lctl` does, through its ioctl encoding (LNet era).
+fn ioctl(
+    path: &Path,
+    cmd: &Command,
+    wait: Duration,
+) -> Result<Result<Reply, IoctlFailure>, String> {
+    let mut buf = [0u8; 1024];
+    let (code, len) = ioctl::encode_request(cmd, Era::Lnet, &mut buf)
+        .map_err(|e| format!("cannot encode {}: {e}", cmd.name()))?;
+    let out = match control::ioctl_call(path, code, buf.get(..len).unwrap_or(&[]), wait)? {
+        Ok(out) => out,
+        Err(f) => return Ok(Err(f)),
+    };
+    if out.is_empty() {
+        return Ok(Ok(Reply::None));
+    }
+    ioctl::decode_reply(code, &out)
+        .map(Ok)
+        .map_err(|e| format!("bad {} reply: {e}", cmd.name()))
+}
+
+fn ioctl_ok(path: &Path, cmd: &Command, what: &str) -> Result<Reply, String> {
+    ioctl(path, cmd, Duration::from_secs(30))?
+        .map_err(|f| format!("{what}: {} (errno {})", f.message, f.errno))
+}
+
+/// GET_PEER / GET_CONN from index 0 until ENOENT, as lctl lists them.
+fn list(path: &Path, conns: bool) -> Result<(), String> {
+    for index in 0..1_000_000u32 {
+        let cmd = if conns {
+            Command::GetConn { index }
+        } else {
+            Command::GetPeer { index }
+        };
+        match ioctl(path, &cmd, Duration::from_secs(10))? {
+            Ok(Reply::Peer(p)) => println!(
+                "{}",
+                control::peer_line(
+                    ProcessId::new(p.nid, p.pid),
+                    p.share_count,
+                    p.my_ip.into(),
+                    p.ip.into(),
+                    p.port,
+                    p.conn_count
+                )
+            ),
+            Ok(Reply::Conn(c)) => println!(
+                "{}",
+                control::conn_line(
+                    ProcessId::new(c.nid, c.pid),
+                    c.conn_type,
+                    c.scheduler,
+                    c.my_ip.into(),
+                    c.ip.into(),
+                    c.port,
+                    c.tx_buf,
+                    c.rx_buf,
+                    c.nagle
+                )
+            ),
+            Ok(other) => return Err(format!("unexpected reply {other:?}")),
+            Err(f) if f.errno == 2 => return Ok(()),
+            Err(f) => return Err(format!("{} (errno {})", f.message, f.errno)),
+        }
+    }
+    Ok(())
+}
+
 pub fn run(verb: &str, a: &Args) -> Result<(), String> {
     let p = &a.pos;
+    // The socklnd commands lctl sends as ioctls go through the same encodings here.
+    match verb {
+        "peer_list" | "conn_list" if !a.switch("verbose") => {
+            a.only(verb, &["verbose"])?;
+            a.positional(verb, 0, 0, "")?;
+            return list(&control_path(a)?, verb == "conn_list");
+        }
+        "add_peer" => {
+            a.only(verb, &[])?;
+            a.positional(verb, 3, 3, "NID IP PORT")?;
+            let cmd = Command::AddPeer {
+                nid: nid_arg(&p[0])?,
+                ip: ip_arg(&p[1])?.into(),
+                port: port_arg(&p[2])?,
+            };
+            ioctl_ok(&control_path(a)?, &cmd, "failed to add peer")?;
+            return Ok(());
+        }
+        "del_peer" | "disconnect" => {
+            a.only(verb, &[])?;
+            a.positional(verb, 0, 2, "[NID|*] [IP]")?;
+            let nid = opt_nid_arg(p.first())?;
+            let ip = p.get(1).map(|s| ip_arg(s)).transpose()?.map(u32::from);
+            let (cmd, what) = if verb == "del_peer" {
+                let cmd = Command::DelPeer {
+                    nid,
+                    ip,
+                    single_share: false,
+                };
+                (cmd, "failed to remove peer")
+            } else {
+                (Command::CloseConnection { nid, ip }, "failed to disconnect")
+            };
+            ioctl_ok(&control_path(a)?, &cmd, what)?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let (req, wait) = match verb {
         "connect" => {
             a.only(verb, &["timeout"])?;
@@ -103,28 +210,6 @@ pub fn run(verb: &str, a: &Args) -> Result<(), String> {
                 timeout_ms: t.as_millis() as u64,
             };
             (req, t + Duration::from_secs(5))
-        }
-        "add_peer" => {
-            a.only(verb, &[])?;
-            a.positional(verb, 3, 3, "NID IP PORT")?;
-            let req = Request::AddPeer {
-                nid: nid_arg(&p[0])?,
-                ip: ip_arg(&p[1])?,
-                port: port_arg(&p[2])?,
-            };
-            (req, Duration::from_secs(10))
-        }
-        "del_peer" | "disconnect" => {
-            a.only(verb, &[])?;
-            a.positional(verb, 0, 2, "[NID|*] [IP]")?;
-            let nid = opt_nid_arg(p.first())?;
-            let ip = p.get(1).map(|s| ip_arg(s)).transpose()?;
-            let req = if verb == "del_peer" {
-                Request::DelPeer { nid, ip }
-            } else {
-                Request::Disconnect { nid, ip }
-            };
-            (req, Duration::from_secs(10))
         }
         "ping" => {
             a.only(verb, &["timeout"])?;
@@ -139,16 +224,13 @@ pub fn run(verb: &str, a: &Args) -> Result<(), String> {
             };
             (req, t + Duration::from_secs(5))
         }
-        "peer_list" => {
-            a.only(verb, &[])?;
-            a.positional(verb, 0, 0, "")?;
-            (Request::PeerList, Duration::from_secs(10))
-        }
-        "conn_list" => {
+        "peer_list" | "conn_list" => {
             a.only(verb, &["verbose"])?;
             a.positional(verb, 0, 0, "[--verbose]")?;
-            let req = Request::ConnList {
-                verbose: a.switch("verbose"),
+            let req = if verb == "conn_list" {
+                Request::ConnList { verbose: true }
+            } else {
+                Request::PeerList
             };
             (req, Duration::from_secs(10))
         }
