@@ -202,3 +202,36 @@ fn control_server_answers_and_guards_its_socket() {
     srv.stop();
     clean(a);
 }
+
+#[test]
+fn control_requests_are_served_side_by_side() {
+    let (ia, ib) = (lo(56, 2), lo(56, 3));
+    let (a, b) = (node(ia, &[]), node(ib, &[]));
+    let idb = ProcessId::lustre(nid(ib));
+    a.connect(idb, ib, 988, Duration::from_secs(10)).unwrap();
+    let dir = runtime_common::TempDir::new("ctl2");
+    let path = dir.path("a.sock");
+    let srv = Server::start(a.handle(), &path).unwrap();
+    let p2 = path.clone();
+    let put = std::thread::spawn(move || {
+        let req = Request::Put {
+            id: idb,
+            size: 1 << 20,
+            count: 400,
+        };
+        control::call(&p2, &req, Duration::from_secs(60))
+    });
+    assert!(b.wait_puts_received(2, Duration::from_secs(20)));
+    // A long PUT request does not hold up others.
+    let t0 = Instant::now();
+    let stats = control::call(&path, &Request::Stats, Duration::from_secs(5)).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(!put.is_finished(), "stats was answered only after the PUTs");
+    assert!(stats.iter().any(|l| l == "conns_open 3"), "{stats:?}");
+    let out = put.join().unwrap().unwrap();
+    assert!(out[0].contains("400 acknowledged, 0 failed"), "{out:?}");
+    assert_eq!(b.puts_received().count, 400);
+    srv.stop();
+    clean(a);
+    clean(b);
+}

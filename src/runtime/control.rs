@@ -679,22 +679,42 @@ impl Drop for Server {
     }
 }
 
+/// Requests served at once; more wait in the listen backlog.
+const MAX_CLIENTS: usize = 16;
+
 fn serve(node: NodeHandle, listener: UnixListener, stop: Arc<AtomicBool>, wake: UnixStream) {
     let sh = node.shared.clone();
+    let mut clients: Vec<JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::Acquire) {
+        clients.retain(|h| !h.is_finished());
         let mut fds = [
             sys::pollfd(listener.as_raw_fd(), sys::POLLIN),
             sys::pollfd(wake.as_raw_fd(), sys::POLLIN),
         ];
-        if sys::poll(&mut fds, 500).is_err() {
+        if clients.len() >= MAX_CLIENTS {
+            // Busy: only wait for the stop signal, then look again.
+            fds[0].events = 0;
+        }
+        if sys::poll(&mut fds, 100).is_err() {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         }
-        loop {
+        while clients.len() < MAX_CLIENTS {
             match listener.accept() {
                 Ok((s, _)) => {
-                    if let Err(e) = client(&node, s) {
-                        nlog!(sh, Debug, "control client: {e}");
+                    // Each request on its own thread: a long `put` or `ping` does not hold up
+                    // `stats`.
+                    let n = node.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("tdinal-control-client".into())
+                        .spawn(move || {
+                            if let Err(e) = client(&n, s) {
+                                nlog!(n.shared, Debug, "control client: {e}");
+                            }
+                        });
+                    match spawned {
+                        Ok(h) => clients.push(h),
+                        Err(e) => nlog!(sh, Warn, "control socket: cannot start a thread: {e}"),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -706,6 +726,10 @@ fn serve(node: NodeHandle, listener: UnixListener, stop: Arc<AtomicBool>, wake: 
                 }
             }
         }
+    }
+    // Requests in progress end on their own bounds (and at once once the node stops).
+    for h in clients {
+        let _ = h.join();
     }
 }
 
