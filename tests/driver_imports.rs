@@ -3,8 +3,9 @@
 //! routine, or one bound to the wrong module (e.g. a HAL export declared against
 //! `ntoskrnl.exe`), fails here rather than as an unresolved import when Windows loads the driver.
 //!
-//! Every `fn` declared in `src/kernel/imports.rs` is matched with the DLL of its block (`dll "…";`
-//! in a `kernel_imports!` block, or `link(name = "…")` on an extern block). Also checked: no file
+//! Every `fn` declared in an import block of any file in `src/kernel/` is matched with the DLL of
+//! its block (`dll "…";` in a `kernel_imports!` block, or `link(name = "…")` on an extern block);
+//! extern blocks without a DLL (host-only declarations) are skipped. Also checked: no file
 //! outside `src/kernel/` declares `raw-dylib` imports (the seam is the only way to the kernel).
 //!
 //! Fails (never skips) when the libraries are missing, naming the package to install.
@@ -65,35 +66,83 @@ fn exports_of(lib: &Path) -> BTreeSet<String> {
     names
 }
 
-/// (module, routine) for every routine declared in the seam's import file.
-fn declared_imports() -> Vec<(String, String)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/kernel/imports.rs");
-    let text = std::fs::read_to_string(&path).expect("read src/kernel/imports.rs");
-    let mut dll: Option<String> = None;
+/// (module, routine) for every routine declared in an import block of `text`: a
+/// `kernel_imports! { dll "…"; … }` invocation, or an `extern "…" {` block whose attributes name
+/// `link(name = "…")` (directly or in a `cfg_attr`). Blocks without a DLL are host-only
+/// declarations and are skipped.
+fn imports_in(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    // The DLL named by the attributes just above the current item.
+    let mut pending: Option<String> = None;
+    // Inside an import block: Some(dll or None for host-only).
+    let mut block: Option<Option<String>> = None;
     for line in text.lines() {
         let t = line.trim();
-        if let Some(rest) = t.strip_prefix("dll \"") {
-            dll = rest.split('"').next().map(str::to_ascii_lowercase);
-        } else if let Some(i) = t.find("link(name = \"") {
-            dll = t[i + "link(name = \"".len()..]
+        if let Some(i) = t.find("link(name = \"") {
+            pending = t[i + "link(name = \"".len()..]
                 .split('"')
                 .next()
                 .map(str::to_ascii_lowercase);
+            continue;
         }
-        let decl = t.strip_prefix("pub fn ").or_else(|| t.strip_prefix("fn "));
-        if let Some(decl) = decl {
-            let name: String = decl
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() && decl[name.len()..].starts_with('(') {
-                let module = dll
-                    .clone()
-                    .unwrap_or_else(|| panic!("{name} is declared before any DLL is named"));
-                out.push((module, name));
+        match &mut block {
+            None => {
+                if t.starts_with("kernel_imports! {") {
+                    block = Some(None);
+                    pending = None;
+                } else if (t.starts_with("unsafe extern \"") || t.starts_with("extern \""))
+                    && t.ends_with('{')
+                {
+                    block = Some(pending.take());
+                } else if !(t.is_empty()
+                    || t.starts_with("#[")
+                    || t.starts_with(")]")
+                    || t.starts_with("target_os")
+                    || t.starts_with("//"))
+                {
+                    pending = None;
+                }
+            }
+            Some(dll) => {
+                if line.starts_with('}') {
+                    block = None;
+                    continue;
+                }
+                if let Some(rest) = t.strip_prefix("dll \"") {
+                    *dll = rest.split('"').next().map(str::to_ascii_lowercase);
+                    continue;
+                }
+                let decl = t.strip_prefix("pub fn ").or_else(|| t.strip_prefix("fn "));
+                let Some(decl) = decl else { continue };
+                let name: String = decl
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name.is_empty() || !decl[name.len()..].starts_with('(') {
+                    continue;
+                }
+                if let Some(module) = dll {
+                    out.push((module.clone(), name));
+                }
             }
         }
+    }
+    out
+}
+
+/// (module, routine) for every import declared in `src/kernel/*.rs`.
+fn declared_imports() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/kernel");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read src/kernel")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read a seam file");
+        out.extend(imports_in(&text));
     }
     out
 }
@@ -109,6 +158,12 @@ fn every_declared_import_is_exported_by_its_module() {
         ("ntoskrnl.exe", "DbgPrintEx"),
         ("ntoskrnl.exe", "memcpy"),
         ("hal.dll", "KeQueryPerformanceCounter"),
+        // The control device's DACL and the registry tunables (src/kernel/security.rs,
+        // src/kernel/registry.rs).
+        ("ntoskrnl.exe", "ObOpenObjectByPointer"),
+        ("ntoskrnl.exe", "ZwSetSecurityObject"),
+        ("ntoskrnl.exe", "ZwOpenKey"),
+        ("ntoskrnl.exe", "ZwEnumerateValueKey"),
     ] {
         assert!(
             imports.iter().any(|(m, n)| m == module && n == name),
