@@ -1,17 +1,28 @@
 //! Runs the cross-built driver in the speakeasy kernel emulator and checks its report:
-//! `DriverEntry` returns `STATUS_SUCCESS` after creating `\Device\tdinal` and its symbolic link;
-//! the create/device-control/cleanup/close dispatch routines complete the IRP they get (device
-//! control with `STATUS_INVALID_DEVICE_REQUEST`); `DriverUnload` deletes the link and the device
-//! and frees every pool block the driver allocated; no run ends in an error (fault, unsupported
-//! API, …). Pool allocations must use `NonPagedPoolNx` and tag `Tdin`; traces go to
-//! `DPFLTR_IHVNETWORK_ID`.
+//! `DriverEntry` reads its tunables from the service's `Parameters` key, returns
+//! `STATUS_SUCCESS` after creating `\Device\tdinal`, restricting it to SYSTEM and Administrators
+//! (the descriptor applied is compared byte for byte with the binary form of
+//! `D:P(A;;GA;;;SY)(A;;GA;;;BA)`) and creating its symbolic link; the create/device-control/
+//! cleanup/close dispatch routines complete the IRP they get (device control, which the emulator
+//! sends without buffers, with `STATUS_INVALID_DEVICE_REQUEST`); `DriverUnload` deletes the link
+//! and the device and frees every pool block the driver allocated; no run ends in an error
+//! (fault, unsupported API, …). Pool allocations must use `NonPagedPoolNx` and tag `Tdin`; traces
+//! go to `DPFLTR_IHVNETWORK_ID`.
+//!
+//! The emulator runs through `tests/driver_common/speakeasy_harness.py` (speakeasy's Python API,
+//! the same run as `speakeasy -t tdinal.sys -o report.json --no-mp`), which models the three
+//! routines speakeasy 1.5.11 lacks or mishandles — `ZwEnumerateValueKey`, `ZwSetSecurityObject`,
+//! `ZwOpenKey` of a missing key — and runs two scenarios: registry values present
+//! (`parameters`) and no `Parameters` key (`no-parameters-key`).
 //!
 //! What the emulator cannot show: real I/O manager behaviour (its device-control IRP carries a
-//! fixed code and no buffers, and its current stack location is off by one), TDI, or threads.
+//! fixed code and no buffers, and its current stack location is off by one; it never sends
+//! `IRP_MJ_INTERNAL_DEVICE_CONTROL`), the effect of a DACL on an open, TDI, or threads.
 //!
 //! Speakeasy comes from PyPI (`speakeasy-emulator`); the test finds it through
-//! `TDINAL_SPEAKEASY` (path of the `speakeasy` executable) or at
-//! `/opt/speakeasy-venv/bin/speakeasy`, where `.ci/test-all` installs it. Missing: the test fails.
+//! `TDINAL_SPEAKEASY` (path of the `speakeasy` executable, whose directory holds the venv's
+//! `python`) or at `/opt/speakeasy-venv/bin/speakeasy`, where `.ci/test-all` installs it.
+//! Missing: the test fails.
 mod driver_common;
 
 use serde_json::Value;
@@ -23,8 +34,23 @@ const INSTALL: &str = "python3 -m venv /opt/speakeasy-venv && /opt/speakeasy-ven
 
 const STATUS_SUCCESS: u64 = 0;
 const STATUS_INVALID_DEVICE_REQUEST: u64 = 0xC000_0010;
+const STATUS_OBJECT_NAME_NOT_FOUND: u64 = 0xC000_0034;
 const NON_PAGED_POOL_NX: u64 = 0x200;
 const DPFLTR_IHVNETWORK_ID: u64 = 0x50;
+const OBJ_KERNEL_HANDLE: u64 = 0x200;
+const WRITE_DAC: u64 = 0x0004_0000;
+const DACL_SECURITY_INFORMATION: u64 = 4;
+
+/// `D:P(A;;GA;;;SY)(A;;GA;;;BA)` as a self-relative descriptor: header (revision 1, control
+/// SE_SELF_RELATIVE|SE_DACL_PROTECTED|SE_DACL_PRESENT, DACL at 0x14), ACL (revision 2, 52
+/// bytes, 2 ACEs), ACCESS_ALLOWED_ACE GENERIC_ALL S-1-5-18, ACCESS_ALLOWED_ACE GENERIC_ALL
+/// S-1-5-32-544.
+const CONTROL_DEVICE_SD_HEX: &str = concat!(
+    "0100049000000000000000000000000014000000",
+    "0200340002000000",
+    "0000140000000010010100000000000512000000",
+    "000018000000001001020000000000052000000020020000",
+);
 
 fn speakeasy() -> PathBuf {
     let path = std::env::var_os("TDINAL_SPEAKEASY")
@@ -38,24 +64,41 @@ fn speakeasy() -> PathBuf {
     path
 }
 
-/// Runs the emulator on the driver and returns the parsed JSON report.
-fn emulate() -> Value {
+/// Runs the emulator on the driver in `scenario` (see the harness) and returns the parsed JSON
+/// report.
+fn emulate(scenario: &str) -> Value {
     let exe = speakeasy();
+    let python = exe.with_file_name("python");
+    assert!(
+        python.is_file(),
+        "no python beside {} — install speakeasy in a venv: {INSTALL}",
+        exe.display()
+    );
+    let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("driver_common")
+        .join("speakeasy_harness.py");
     let driver = driver_common::build_driver();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("speakeasy");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("speakeasy")
+        .join(scenario);
     std::fs::create_dir_all(&dir).expect("create the emulation directory");
     let sys = dir.join("tdinal.sys");
     let report = dir.join("report.json");
     std::fs::copy(&driver.image, &sys).expect("copy the driver");
     let _ = std::fs::remove_file(&report);
-    let out = Command::new(&exe)
-        .arg("-t")
+    let out = Command::new(&python)
+        .arg(&harness)
+        .arg(scenario)
         .arg(&sys)
-        .arg("-o")
         .arg(&report)
-        .arg("--no-mp")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e} — install it: {INSTALL}", exe.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e} — install it: {INSTALL}",
+                python.display()
+            )
+        });
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -144,10 +187,89 @@ fn calls<'r>(run: &'r Run<'_>, api: &str) -> Vec<&'r [Value]> {
         .collect()
 }
 
+fn traces<'r>(run: &'r Run<'_>) -> Vec<&'r str> {
+    run.apis
+        .iter()
+        .filter(|(name, _, _)| *name == "ntoskrnl.DbgPrintEx")
+        .filter_map(|(_, args, _)| args.get(2).and_then(Value::as_str))
+        .collect()
+}
+
+fn api_index(run: &Run<'_>, api: &str) -> Option<usize> {
+    run.apis.iter().position(|(name, _, _)| *name == api)
+}
+
 #[test]
 fn driver_loads_serves_irps_and_unloads_cleanly_in_speakeasy() {
-    let report = emulate();
+    let report = emulate("parameters");
     let runs = runs(&report);
+    check_lifecycle(&runs);
+    let entry = runs
+        .iter()
+        .find(|r| r.ep_type == "entry_point")
+        .expect("entry run");
+
+    // Registry: every configured value was read and traced; the two bad ones as warnings.
+    let t = traces(entry);
+    for want in [
+        "tdinal: registry: sock_timeout = 100\n",
+        "tdinal: registry: accept = all\n",
+        "tdinal: registry: keepalive = 0\n",
+        "tdinal: registry: protocol = 2\n",
+        "tdinal: registry: value 'sock_timout': not a tdinal tunable: ignored\n",
+        "tdinal: registry: value 'accept_port': bad value '0': ignored, default kept\n",
+        "tdinal: registry: Parameters: 4 tunable(s) applied, 2 value(s) ignored\n",
+    ] {
+        assert!(t.contains(&want), "no trace {want:?} in {t:#?}");
+    }
+    let opened = calls(entry, "ntoskrnl.ZwOpenKey");
+    assert_eq!(opened.len(), 1, "one ZwOpenKey");
+    assert_eq!(
+        opened[0][2].as_str(),
+        Some("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\tdinal\\Parameters"),
+        "the Parameters key under the registry path DriverEntry got"
+    );
+    // The key handle is closed.
+    let key = entry
+        .apis
+        .iter()
+        .find(|(n, _, _)| *n == "ntoskrnl.ZwEnumerateValueKey")
+        .and_then(|(_, a, _)| a.first().and_then(hex))
+        .expect("values enumerated");
+    assert!(
+        calls(entry, "ntoskrnl.ZwClose")
+            .iter()
+            .any(|a| a.first().and_then(hex) == Some(key)),
+        "the Parameters key handle {key:#x} is closed"
+    );
+}
+
+#[test]
+fn a_missing_parameters_key_is_tolerated_in_speakeasy() {
+    let report = emulate("no-parameters-key");
+    let runs = runs(&report);
+    check_lifecycle(&runs);
+    let entry = runs
+        .iter()
+        .find(|r| r.ep_type == "entry_point")
+        .expect("entry run");
+    let opened: Vec<Option<u64>> = entry
+        .apis
+        .iter()
+        .filter(|(n, _, _)| *n == "ntoskrnl.ZwOpenKey")
+        .map(|(_, _, ret)| *ret)
+        .collect();
+    assert_eq!(opened, vec![Some(STATUS_OBJECT_NAME_NOT_FOUND)]);
+    assert!(
+        calls(entry, "ntoskrnl.ZwEnumerateValueKey").is_empty(),
+        "no enumeration without a key"
+    );
+    assert!(traces(entry)
+        .contains(&"tdinal: registry: no Parameters key: all tunables at their defaults\n"));
+}
+
+/// What every scenario must show: entry with the secured device, IRPs, clean unload, pool.
+fn check_lifecycle(runs: &[Run<'_>]) {
     let types: Vec<&str> = runs.iter().map(|r| r.ep_type).collect();
     let get = |t: &str| {
         runs.iter()
@@ -190,6 +312,44 @@ fn driver_loads_serves_irps_and_unloads_cleanly_in_speakeasy() {
         "link target"
     );
 
+    // The device's DACL: a kernel handle with WRITE_DAC on the new device, the descriptor set,
+    // the handle closed — all before the link makes the device reachable.
+    let opened = calls(entry, "ntoskrnl.ObOpenObjectByPointer");
+    assert_eq!(opened.len(), 1, "one ObOpenObjectByPointer in DriverEntry");
+    let o = opened[0];
+    assert_eq!(
+        o.get(1).and_then(hex),
+        Some(OBJ_KERNEL_HANDLE),
+        "kernel handle"
+    );
+    assert_eq!(o.get(3).and_then(hex), Some(WRITE_DAC), "WRITE_DAC");
+    assert_eq!(o.get(5).and_then(hex), Some(0), "KernelMode");
+    let set = calls(entry, "ntoskrnl.ZwSetSecurityObject");
+    assert_eq!(set.len(), 1, "one ZwSetSecurityObject in DriverEntry");
+    let handle = set[0].first().and_then(hex).expect("handle");
+    assert_eq!(
+        set[0].get(1).and_then(hex),
+        Some(DACL_SECURITY_INFORMATION),
+        "only the DACL is set"
+    );
+    assert_eq!(
+        set[0].get(2).and_then(Value::as_str),
+        Some(format!("sd:{CONTROL_DEVICE_SD_HEX}").as_str()),
+        "the applied descriptor is the binary form of D:P(A;;GA;;;SY)(A;;GA;;;BA)"
+    );
+    assert!(
+        calls(entry, "ntoskrnl.ZwClose")
+            .iter()
+            .any(|a| a.first().and_then(hex) == Some(handle)),
+        "the device handle is closed"
+    );
+    let order = |api| api_index(entry, api).unwrap_or(usize::MAX);
+    assert!(
+        order("ntoskrnl.IoCreateDevice") < order("ntoskrnl.ZwSetSecurityObject")
+            && order("ntoskrnl.ZwSetSecurityObject") < order("ntoskrnl.IoCreateSymbolicLink"),
+        "the DACL is applied after IoCreateDevice and before IoCreateSymbolicLink"
+    );
+
     // Each dispatch routine completes the IRP it was given, with the status it returns.
     let mut device = None;
     for (t, want) in [
@@ -218,6 +378,12 @@ fn driver_loads_serves_irps_and_unloads_cleanly_in_speakeasy() {
         device = run.args.first().copied();
     }
 
+    assert_eq!(
+        o.first().and_then(hex),
+        device,
+        "the descriptor is applied to the control device"
+    );
+
     // DriverUnload: link and device deleted.
     let unload = get("driver_unload");
     let unlinked = calls(unload, "ntoskrnl.IoDeleteSymbolicLink");
@@ -240,7 +406,7 @@ fn driver_loads_serves_irps_and_unloads_cleanly_in_speakeasy() {
     // Pool: NonPagedPoolNx, tag Tdin, every block freed by the end (with the same tag).
     let mut live = std::collections::BTreeSet::new();
     let mut allocations = 0;
-    for run in &runs {
+    for run in runs {
         for (name, args, ret) in &run.apis {
             match *name {
                 "ntoskrnl.ExAllocatePoolWithTag" => {
@@ -287,12 +453,7 @@ fn driver_loads_serves_irps_and_unloads_cleanly_in_speakeasy() {
         "the driver state is expected to come from the pool"
     );
     // The driver's own count of live allocations agrees (its last trace at unload).
-    let unload_traces: Vec<&str> = unload
-        .apis
-        .iter()
-        .filter(|(name, _, _)| *name == "ntoskrnl.DbgPrintEx")
-        .filter_map(|(_, args, _)| args.get(2).and_then(Value::as_str))
-        .collect();
+    let unload_traces = traces(unload);
     assert!(
         unload_traces
             .last()

@@ -2,9 +2,17 @@
 //!
 //! The driver exposes one named control device, `\Device\tdinal`, reachable from user mode as
 //! `\\.\tdinal` through the symbolic link `\DosDevices\tdinal`. It handles:
-//! - `IRP_MJ_CREATE`, `IRP_MJ_CLEANUP`, `IRP_MJ_CLOSE`: succeed (handle bookkeeping only);
-//! - `IRP_MJ_DEVICE_CONTROL`: handed to [`device_control`], the place where the ioctl decoder
-//!   plugs in; until then every code gets `STATUS_INVALID_DEVICE_REQUEST`.
+//! - `IRP_MJ_CREATE`, `IRP_MJ_CLEANUP`, `IRP_MJ_CLOSE`: succeed (handle bookkeeping only). Who
+//!   may open the device at all is decided by its DACL, applied right after `IoCreateDevice`
+//!   (SYSTEM and Administrators only, [`super::security`]);
+//! - `IRP_MJ_DEVICE_CONTROL`: the ptlctl/lctl ioctls, checked at the IRP level and dispatched
+//!   through `crate::ioctl::dispatch_in_place` against [`Control`] under the control lock
+//!   ([`super::control`]);
+//! - `IRP_MJ_INTERNAL_DEVICE_CONTROL`: `IOCTL_TDINAL_QUERY_NAL_INTERFACE`, how the kernel LNet
+//!   binds to tdinal ([`super::nal_if`]).
+//!
+//! The tunables come from the service's `Parameters` registry key ([`super::registry`]), read
+//! first; they wait in [`Control`] for the kernel runtime.
 //!
 //! Everything the entry allocates hangs off the device extension and is released by
 //! `DriverUnload` (or by the failure path of `DriverEntry` itself, after which the I/O manager
@@ -15,8 +23,12 @@
 //! exported from the image (an exported entry would be called again, with garbage arguments, by
 //! tools that exercise exports). docs/building.md explains why this is a WDM entry and not KMDF's
 //! `FxDriverEntry`.
-use super::pool;
-use super::trace::{kerror, kinfo, ktrace};
+use super::control::{execute_buffered, read_buffered, Control};
+use super::lock::PassiveLock;
+use super::nal_if::{self, QueryRequest, TDINAL_LNET_CALLBACKS, TDINAL_NAL_INTERFACE};
+use super::trace::{kerror, kinfo, ktrace, kwarn};
+use super::{pool, registry, security};
+use crate::engine::tunables::Tunables;
 use crate::kernel::{self, wide, *};
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -29,18 +41,33 @@ pub const LINK_NAME: &[u16] = wide!("\\DosDevices\\tdinal");
 /// It must equal `crate::ioctl::codes::FILE_DEVICE_TDINAL` (vendor range, low byte `'e'`).
 pub const DEVICE_TYPE: u32 = 0x8065;
 
-/// Driver-wide state, owned by the control device's extension. Other layers add their state
-/// here (LNet instance, TDI transport, threads); `DriverUnload` drops it.
+/// Driver-wide state, owned by the control device's extension; `DriverUnload` drops it (and
+/// with it an attached runtime).
 pub struct DriverState {
     /// Open handles on the control device (CREATE minus CLOSE).
     pub open_handles: AtomicU32,
+    /// Tunables and the kernel runtime, behind the control lock (PASSIVE_LEVEL).
+    pub control: PassiveLock<Control>,
 }
 
 impl DriverState {
-    fn new() -> Self {
+    fn new(tunables: Tunables) -> Self {
         DriverState {
             open_handles: AtomicU32::new(0),
+            control: PassiveLock::new(Control::new(tunables)),
         }
+    }
+}
+
+/// The current IRQL (CR8 on Windows; host builds of the driver code run at "PASSIVE_LEVEL").
+fn current_irql() -> KIRQL {
+    #[cfg(target_os = "windows")]
+    {
+        KeGetCurrentIrql()
+    }
+    #[cfg(not(target_os = "windows"))]
+    {
+        PASSIVE_LEVEL
     }
 }
 
@@ -60,24 +87,32 @@ core::arch::global_asm!(
     entry = sym driver_entry,
 );
 
-/// `DriverEntry(DriverObject, RegistryPath)`: creates the control device and its link and
-/// installs the dispatch routines.
+/// `DriverEntry(DriverObject, RegistryPath)`: reads the tunables, creates the control device,
+/// restricts it to SYSTEM and Administrators, creates its link and installs the dispatch
+/// routines.
 ///
 /// # Safety
-/// Called once by the I/O manager at PASSIVE_LEVEL with a valid driver object.
+/// Called once by the I/O manager at PASSIVE_LEVEL with a valid driver object and registry path.
 pub unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
-    _registry_path: *const UNICODE_STRING,
+    registry_path: *const UNICODE_STRING,
 ) -> NTSTATUS {
     kinfo!("DriverEntry: tdinal {}", env!("CARGO_PKG_VERSION"));
 
-    let state = match Box::try_new_in_pool(DriverState::new()) {
+    let mut tunables = Tunables::default();
+    // SAFETY: `registry_path` is the one the I/O manager passed (valid, or null in odd callers);
+    // we are at PASSIVE_LEVEL.
+    unsafe { registry::read_parameters(registry_path, &mut tunables) };
+
+    let state = match Box::try_new_in_pool(DriverState::new(tunables)) {
         Some(s) => s,
         None => {
             kerror!("DriverEntry: no memory for the driver state");
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     };
+    // SAFETY: the state is at its final (pool) address and nobody uses the lock yet.
+    unsafe { state.control.init() };
 
     // The dispatch table first, so the device never exists without its handlers.
     // SAFETY: `driver` is the valid driver object we were called with; DriverEntry is where its
@@ -88,6 +123,8 @@ pub unsafe extern "system" fn driver_entry(
         d.MajorFunction[kernel::IRP_MJ_CLEANUP] = Some(dispatch_cleanup);
         d.MajorFunction[kernel::IRP_MJ_CLOSE] = Some(dispatch_close);
         d.MajorFunction[kernel::IRP_MJ_DEVICE_CONTROL] = Some(dispatch_device_control);
+        d.MajorFunction[kernel::IRP_MJ_INTERNAL_DEVICE_CONTROL] =
+            Some(dispatch_internal_device_control);
     }
 
     let name = UNICODE_STRING::from_static(DEVICE_NAME);
@@ -129,6 +166,24 @@ pub unsafe extern "system" fn driver_entry(
                 state: Box::into_raw(state),
             });
     }
+
+    // Restrict the device before it can be reached: it has no link yet and is still
+    // DO_DEVICE_INITIALIZING. Without its DACL the device must not exist.
+    // SAFETY: `device` is ours and live; we are at PASSIVE_LEVEL.
+    let status = unsafe { security::apply_to_device(device) };
+    if !nt_success(status) {
+        kerror!(
+            "DriverEntry: cannot restrict the control device to administrators: {:#010x}",
+            status as u32
+        );
+        // SAFETY: the device is ours, unopened (no link yet), and deleted exactly once here.
+        unsafe { delete_device(device) };
+        return status;
+    }
+    kinfo!(
+        "DriverEntry: control device restricted to {}",
+        security::CONTROL_DEVICE_SDDL
+    );
 
     // SAFETY: both strings are valid for the call; the link target is the device just created.
     let status = unsafe { IoCreateSymbolicLink(&link, &name) };
@@ -270,40 +325,96 @@ unsafe extern "system" fn dispatch_device_control(
     device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
-    // SAFETY: as for dispatch_create; the current stack location of a DEVICE_CONTROL IRP holds
-    // its DeviceIoControl parameters.
-    unsafe {
-        let stack = IoGetCurrentIrpStackLocation(irp);
-        let (code, in_len, out_len) = if stack.is_null() {
-            (0, 0, 0)
-        } else {
-            let p = (*stack).Parameters.DeviceIoControl;
-            (p.IoControlCode, p.InputBufferLength, p.OutputBufferLength)
-        };
-        let (status, information) = match state_of(device) {
-            Some(state) => device_control(state, code, in_len, out_len),
-            None => (STATUS_INVALID_DEVICE_REQUEST, 0),
-        };
-        complete(irp, status, information)
-    }
+    let irql = current_irql();
+    // SAFETY: the I/O manager calls us with our device and a DEVICE_CONTROL IRP we own until we
+    // complete it; read_buffered only reads the IRP and its current stack location.
+    let (status, information) = match unsafe { (state_of(device), read_buffered(irp, irql)) } {
+        (None, _) => (STATUS_INVALID_DEVICE_REQUEST, 0),
+        (Some(_), Err(refusal)) => {
+            ktrace!("ioctl refused: {}", refusal.why);
+            (refusal.status, 0)
+        }
+        (Some(state), Ok(req)) => match state.control.lock() {
+            // SAFETY: `req.buffer` is this IRP's METHOD_BUFFERED system buffer (checked by
+            // read_buffered), which the I/O manager sized max(in, out) with the input first.
+            Some(mut ctl) => unsafe { execute_buffered(&mut ctl, &req) },
+            None => (STATUS_UNSUCCESSFUL, 0),
+        },
+    };
+    ktrace!(
+        "ioctl: status {:#010x}, {} byte(s) returned",
+        status as u32,
+        information
+    );
+    // SAFETY: the IRP is ours and not yet completed.
+    unsafe { complete(irp, status, information) }
 }
 
-/// Handles one `IRP_MJ_DEVICE_CONTROL` request: returns the completion status and the number
-/// of bytes returned. The ioctl decoder (`crate::ioctl`) plugs in here; until then no control
-/// code is known.
-pub fn device_control(
-    _state: &DriverState,
-    code: u32,
-    input_len: u32,
-    output_len: u32,
-) -> (NTSTATUS, usize) {
-    ktrace!(
-        "ioctl {:#010x} (in {} out {}): not supported",
-        code,
-        input_len,
-        output_len
-    );
-    (STATUS_INVALID_DEVICE_REQUEST, 0)
+unsafe extern "system" fn dispatch_internal_device_control(
+    device: *mut DEVICE_OBJECT,
+    irp: *mut IRP,
+) -> NTSTATUS {
+    let irql = current_irql();
+    // SAFETY: as for dispatch_device_control; an internal device-control IRP carries its
+    // METHOD_NEITHER input in Type3InputBuffer and its output at UserBuffer.
+    let req = unsafe {
+        let stack = IoGetCurrentIrpStackLocation(irp);
+        if stack.is_null() {
+            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+        }
+        let p = (*stack).Parameters.DeviceIoControl;
+        QueryRequest {
+            requestor_mode: (*irp).RequestorMode,
+            code: p.IoControlCode,
+            input: p.Type3InputBuffer.cast_const(),
+            input_len: p.InputBufferLength,
+            output: (*irp).UserBuffer,
+            output_len: p.OutputBufferLength,
+        }
+    };
+    let result = nal_if::check_request(&req).and_then(|()| {
+        if irql != PASSIVE_LEVEL {
+            return Err(nal_if::QueryError {
+                status: STATUS_INVALID_DEVICE_REQUEST,
+                why: "the NAL interface query must be sent at PASSIVE_LEVEL",
+            });
+        }
+        // SAFETY: a kernel-mode caller (checked) passed a kernel buffer of at least
+        // size_of::<TDINAL_LNET_CALLBACKS>() bytes (checked); every bit pattern of the
+        // structure is a valid value (integers, a pointer, nullable function pointers).
+        let callbacks: TDINAL_LNET_CALLBACKS =
+            unsafe { core::ptr::read_unaligned(req.input.cast()) };
+        // SAFETY: the I/O manager only sends IRPs to our device while it exists.
+        let state = unsafe { state_of(device) }.ok_or(nal_if::QueryError {
+            status: STATUS_INVALID_DEVICE_REQUEST,
+            why: "no driver state",
+        })?;
+        let mut ctl = state.control.lock().ok_or(nal_if::QueryError {
+            status: STATUS_UNSUCCESSFUL,
+            why: "control lock",
+        })?;
+        nal_if::answer_query(&callbacks, ctl.nal_provider())
+    });
+    match result {
+        Ok(iface) => {
+            // SAFETY: the output buffer is a kernel buffer of at least
+            // size_of::<TDINAL_NAL_INTERFACE>() bytes (checked above).
+            unsafe { core::ptr::write_unaligned(req.output.cast::<TDINAL_NAL_INTERFACE>(), iface) };
+            kinfo!("NAL interface handed out to LNet");
+            // SAFETY: the IRP is ours and not yet completed.
+            unsafe { complete(irp, STATUS_SUCCESS, nal_if::INTERFACE_V1_SIZE) }
+        }
+        Err(e) => {
+            kwarn!(
+                "internal ioctl {:#010x}: {} ({:#010x})",
+                req.code,
+                e.why,
+                e.status as u32
+            );
+            // SAFETY: the IRP is ours and not yet completed.
+            unsafe { complete(irp, e.status, 0) }
+        }
+    }
 }
 
 /// Fallible boxing: `None` instead of a bug check when the pool is exhausted.

@@ -1,5 +1,6 @@
-//! The kernel driver: entry and unload, the control device, the pool allocator, the panic
-//! handler, tracing, and the few symbols a Rust `no_std` image needs that neither `core` nor
+//! The kernel driver: entry and unload, the control device (its DACL, its ioctls, the NAL
+//! interface for the kernel LNet), registry tunables, the pool allocator, the panic handler,
+//! tracing, and the few symbols a Rust `no_std` image needs that neither `core` nor
 //! `ntoskrnl.exe` provides.
 //!
 //! Compiled for every build with the `driver` feature, so `cargo check --features driver` checks
@@ -9,9 +10,14 @@
 //!
 //! All kernel calls go through [`crate::kernel`]; every `unsafe` block states why it is sound.
 
+pub mod control;
 pub mod entry;
+pub mod lock;
+pub mod nal_if;
 pub mod pool;
+pub mod registry;
 pub mod rt;
+pub mod security;
 pub mod trace;
 
 /// The driver's bug-check code, raised by the panic handler ("TDNL" in ASCII, so it reads
