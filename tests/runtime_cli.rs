@@ -179,3 +179,69 @@ fn demo_runs_and_moves_to_another_port_when_988_is_taken() {
         assert!(out.contains(want), "missing '{want}' in:\n{out}");
     }
 }
+
+#[test]
+fn demo_without_root_uses_unprivileged_ports() {
+    let dir = TempDir::new("cli-nonroot");
+    let (ia, ib) = (lo(73, 2), lo(73, 3));
+    let args = [
+        "demo".to_string(),
+        "--nid-a".into(),
+        format!("{ia}@tcp"),
+        "--nid-b".into(),
+        format!("{ib}@tcp"),
+        "--size".into(),
+        "256K".into(),
+        "--count".into(),
+        "4".into(),
+    ];
+    let o = if tdinal::runtime::sys::is_root() {
+        // Run it as nobody, from a copy of the binary that user can read.
+        let bin = dir.path("tdinal");
+        std::fs::copy(runtime_common::BIN, &bin).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let st = std::process::Command::new("setpriv")
+            .arg("--version")
+            .output();
+        assert!(
+            st.is_ok_and(|o| o.status.success()),
+            "setpriv is missing: apt-get install util-linux"
+        );
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(&args)
+            .output()
+            .unwrap()
+    } else {
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        run_tdinal(&a, Duration::from_secs(60))
+    };
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    for want in [
+        "note: not running as root",
+        "over loopback, port 9880",
+        "speaks up to protocol V2, accept=all, one untyped connection",
+        "negotiated protocol V2; 1 connection(s):",
+        " V2 ANY ",
+        "B received 4 PUT(s), 1048576 bytes; data verified",
+        "shutdown: clean",
+    ] {
+        assert!(out.contains(want), "missing '{want}' in:\n{out}");
+    }
+    // The source port was not privileged.
+    let line = out.lines().find(|l| l.contains(" V2 ANY ")).unwrap();
+    let port: u16 = line
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(port > 1023, "{line}");
+}

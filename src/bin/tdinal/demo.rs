@@ -42,6 +42,14 @@ fn node_cfg(nid: Nid, version: &str, port: u16, unprivileged: bool) -> NodeConfi
     if unprivileged {
         c.allow_unprivileged = true;
         let _ = c.set("accept", "all");
+        // Each connection from an unprivileged port is a process of its own to the acceptor
+        // (spec §2.7), so the answers to what arrives on a BULK_OUT connection could only go
+        // back on that BULK_IN-typed connection, which V3 never uses for LNet messages: use one
+        // untyped connection, which V3 does not allow.
+        let _ = c.set("typed_conns", "0");
+        if version == "3" {
+            let _ = c.set("protocol", "2");
+        }
     }
     c
 }
@@ -77,7 +85,8 @@ fn start_pair(
         println!(
             "note: not running as root: privileged ports (988, source ports 1023..512) are not \
              available; using port {} with --allow-unprivileged and accept=all, so each node \
-             sees the other as a userspace process (spec §2.7). Run as root for the real thing.",
+             sees the other's connections as userspace processes (spec §2.7); hence one untyped \
+             connection (typed_conns=0) and at most protocol V2. Run as root for the real thing.",
             ports.first().copied().unwrap_or(0)
         );
     }
@@ -159,11 +168,18 @@ pub fn run(a: &Args) -> Result<(), String> {
     let (na, nb, port, unpriv) = start_pair(a, nid_a, nid_b, &va, &vb)?;
     let (ida, idb) = (na.id(), nb.id());
     println!("tdinal demo: two nodes in one process over loopback, port {port}");
-    for (n, v, name) in [(&na, &va, "A"), (&nb, &vb, "B")] {
+    for (n, name) in [(&na, "A"), (&nb, "B")] {
+        let t = &n.config().tunables;
         println!(
-            "  node {name}: {} speaks up to protocol V{v}, accept={}, {} scheduler thread(s)",
+            "  node {name}: {} speaks up to protocol V{}, accept={}, {}, {} scheduler thread(s)",
             n.id(),
-            n.config().tunables.accept.name(),
+            t.protocol.to_wire(),
+            t.accept.name(),
+            if t.typed_conns {
+                "typed connections"
+            } else {
+                "one untyped connection"
+            },
             n.schedulers()
         );
     }
