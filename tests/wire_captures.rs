@@ -1,4 +1,4 @@
-//! The two real Lustre 2.16.1 captures in `shared/captures/` decoded end to end with the wire
+//! The two real Lustre 2.16.1 captures in `tests/data/captures/` (from `shared/captures/`) decoded end to end with the wire
 //! layer, following the protocol the way a receiver does: connreq (active side only), hello,
 //! then ksock header → (LNET) LNet header → payload, repeatedly. Every structure must decode to
 //! the values the spec's §12 lists, and re-encoding it must give back the captured bytes.
@@ -27,18 +27,14 @@ const LNET_PORT: u16 = 988;
 const ZC_MIN_PAYLOAD: u32 = 16 * 1024;
 
 fn capture_path(name: &str) -> PathBuf {
-    // The repo is checked out with `shared/` beside it (…/main and …/shared).
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = manifest
-        .join("..")
-        .join("shared")
+    // The captures ship with the repo (tests/data/captures, copied from shared/captures, the
+    // real Lustre 2.16.1 traffic the project was given as test vectors).
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data")
         .join("captures")
         .join(name);
-    assert!(
-        path.exists(),
-        "capture {} not found (expected shared/ beside the repo)",
-        path.display()
-    );
+    assert!(path.exists(), "capture {} not found", path.display());
     path
 }
 

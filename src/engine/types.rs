@@ -26,6 +26,18 @@ impl Time {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
 
+impl fmt::Display for ConnId {
+    /// `#slot`, or `#slot.generation` once the slot has been reused.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (slot, generation) = (self.0 & 0xffff_ffff, self.0 >> 32);
+        if generation == 0 {
+            write!(f, "#{slot}")
+        } else {
+            write!(f, "#{slot}.{generation}")
+        }
+    }
+}
+
 /// A message handed to [`super::Engine::send`]; named again in its one [`Event::TxDone`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TxId(pub u64);
