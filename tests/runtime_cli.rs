@@ -245,3 +245,31 @@ fn demo_without_root_uses_unprivileged_ports() {
         .unwrap();
     assert!(port > 1023, "{line}");
 }
+
+#[test]
+fn a_stalled_peer_times_out_and_both_still_shut_down_cleanly() {
+    let dir = TempDir::new("cli-stall");
+    let (ia, ib) = (lo(74, 2), lo(74, 3));
+    let (nid_a, nid_b) = (format!("{ia}@tcp"), format!("{ib}@tcp"));
+    let da = Daemon::start(&dir, "a", &nid_a, &["--set", "sock_timeout=2"]);
+    let db = Daemon::start(&dir, "b", &nid_b, &[]);
+    da.ok(&["connect", &nid_b, &ib.to_string()]);
+    // B stops reading (SIGSTOP): A's sends fill the socket buffers and stay in flight until
+    // sock_timeout closes the connections; the PUTs fail.
+    use tdinal::runtime::sys::{kill, SIGCONT, SIGSTOP};
+    kill(db.pid(), SIGSTOP).unwrap();
+    let t0 = std::time::Instant::now();
+    let o = da.cli(&["put", &nid_b, "--size", "1M", "--count", "64"]);
+    let waited = t0.elapsed();
+    kill(db.pid(), SIGCONT).unwrap();
+    assert!(!o.status.success());
+    let e = text(&o.stderr);
+    assert!(e.contains("0 acknowledged, 64 failed"), "{e}");
+    assert!(waited < Duration::from_secs(15), "{waited:?}");
+    assert!(da.log_text().contains("closed: timed out: sending"));
+    assert!(da.stat("socket_writes_pending") >= 1);
+    assert_eq!(da.stat("tx_msgs_open"), 0);
+    assert_eq!(da.stat("zc_waiting"), 0);
+    da.shutdown();
+    db.shutdown();
+}

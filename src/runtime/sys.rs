@@ -347,6 +347,8 @@ pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
 
 pub const SIGINT: i32 = libc::SIGINT;
 pub const SIGTERM: i32 = libc::SIGTERM;
+pub const SIGSTOP: i32 = libc::SIGSTOP;
+pub const SIGCONT: i32 = libc::SIGCONT;
 
 pub const EADDRINUSE: i32 = libc::EADDRINUSE;
 pub const EADDRNOTAVAIL: i32 = libc::EADDRNOTAVAIL;
