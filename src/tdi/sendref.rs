@@ -109,16 +109,24 @@ impl Wake {
     }
 
     /// After publishing news: true when the caller must enqueue the connection.
+    ///
+    /// Producer and scheduler both use read-modify-writes on the flag, so they are totally
+    /// ordered: a request after the pass's swap sees `false` and enqueues; a request before it
+    /// is acquired by that swap, so the pass sees the news. The first version cleared the flag
+    /// with a plain store, and loom found the interleaving where a pass missed a producer's data
+    /// while the producer's request was absorbed (`tests/tdi_loom.rs`). The fences are kept as
+    /// a margin for the store-buffering shape (spin lock, then flag; flag, then spin lock).
     pub fn request(&self) -> bool {
-        !self.scheduled.swap(true, Ordering::AcqRel)
+        core_fence();
+        !self.scheduled.swap(true, Ordering::SeqCst)
     }
 
     /// The scheduler took the connection from its queue and is about to process it.
     pub fn begin_pass(&self) {
-        self.scheduled.store(false, Ordering::SeqCst);
-        // Pairs with the producers' AcqRel swap: anything published before a request that saw
-        // `true` is visible to the pass that follows (the lock protecting the news orders it
-        // too).
+        // An RMW rather than a plain store: it is ordered after every earlier request in the
+        // flag's modification order, and the fence after it pairs with the producers' fence
+        // (anything published before a request that saw `true` is visible to this pass).
+        self.scheduled.swap(false, Ordering::SeqCst);
         core_fence();
     }
 }
