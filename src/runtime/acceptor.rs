@@ -80,7 +80,7 @@ fn take(sh: &Shared, sock: std::net::TcpStream, peer: SocketAddr) {
         Err(e) => Err(e),
     });
     match r {
-        Ok(id) => nlog!(sh, Debug, "accepted {peer} as connection {}", id.0),
+        Ok(id) => nlog!(sh, Debug, "accepted {peer} as connection {}", id),
         Err(e) => {
             sh.rt.accepts_refused.fetch_add(1, Ordering::Relaxed);
             let hint = match e {

@@ -296,7 +296,7 @@ impl Shared {
                     self,
                     Info,
                     "connection {} up: {peer} {} {}:{}->{}:{} protocol V{}",
-                    conn.0,
+                    conn,
                     type_name(*ctype),
                     Ipv4Addr::from(addrs.local_ip),
                     addrs.local_port,
@@ -324,7 +324,7 @@ impl Shared {
                 super::log::emit(
                     lvl,
                     &self.tag,
-                    format_args!("connection {} to {who} closed: {reason}", conn.0),
+                    format_args!("connection {} to {who} closed: {reason}", conn),
                 );
                 if let Some(p) = peer {
                     c.down_seq = c.down_seq.wrapping_add(1);

@@ -240,7 +240,7 @@ impl Sched {
                     self.sh,
                     Debug,
                     "connecting to {peer} at {to} (connection {})",
-                    conn.0
+                    conn
                 );
                 self.sh.rt.connects.fetch_add(1, Ordering::Relaxed);
                 self.conns.insert(
@@ -470,7 +470,7 @@ impl Sched {
                 self.sh,
                 Warn,
                 "connection {}: cannot set socket options: {}",
-                id.0,
+                id,
                 errs.join("; ")
             );
         }
@@ -526,7 +526,7 @@ impl Sched {
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => stop = false,
                 Some(Err(e)) => {
                     c.reading = false;
-                    nlog!(self.sh, Debug, "connection {}: read failed: {e}", id.0);
+                    nlog!(self.sh, Debug, "connection {}: read failed: {e}", id);
                     g.engine.io_error(now, id, errno(&e));
                 }
                 None => {}
@@ -633,7 +633,7 @@ impl Sched {
                 c.reading = false;
                 c.phase = Phase::Dead;
                 let flushing = c.flushing.is_some();
-                nlog!(self.sh, Debug, "connection {}: write failed: {e}", id.0);
+                nlog!(self.sh, Debug, "connection {}: write failed: {e}", id);
                 self.sh
                     .with(|core, now| core.engine.io_error(now, id, errno(&e)));
                 if flushing {
@@ -658,7 +658,7 @@ impl Sched {
                 self.sh,
                 Debug,
                 "connection {}: flush timed out, closing",
-                id.0
+                id
             );
             self.close_and_release(id);
         }
@@ -687,7 +687,7 @@ impl Sched {
                 self.sh,
                 Warn,
                 "shutdown: closing connection {} by force",
-                id.0
+                id
             );
             self.sh.rt.forced_closes.fetch_add(1, Ordering::Relaxed);
             self.close_and_release(id);
