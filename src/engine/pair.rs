@@ -115,6 +115,22 @@ pub struct Sim {
     pub wire_bytes: u64,
 }
 
+/// How much of `avail` bytes one read or write moves (xorshift state in `rng`).
+fn chunk_of(chunking: Chunking, rng: &mut u64, avail: usize) -> usize {
+    match chunking {
+        Chunking::Whole => avail,
+        Chunking::Bytewise => avail.min(1),
+        Chunking::Random(max) => {
+            let mut x = *rng;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *rng = x;
+            avail.min(1 + (x as usize) % max.max(1))
+        }
+    }
+}
+
 /// `a.b.c.d` as a host-order integer.
 pub const fn ip(a: u8, b: u8, c: u8, d: u8) -> u32 {
     u32::from_be_bytes([a, b, c, d])
@@ -193,23 +209,6 @@ impl Sim {
         self.nodes[i].engine = Engine::new(ni, cfg, true);
         self.nodes[i].log = Log::default();
         self.nodes[i].closing.clear();
-    }
-
-    fn rand(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
-    }
-
-    fn chunk(&mut self, avail: usize) -> usize {
-        match self.chunking {
-            Chunking::Whole => avail,
-            Chunking::Bytewise => avail.min(1),
-            Chunking::Random(max) => avail.min(1 + (self.rand() as usize) % max.max(1)),
-        }
     }
 
     pub fn send(
@@ -306,12 +305,16 @@ impl Sim {
                 continue;
             }
             let total: usize = out[..k].iter().map(|s| s.len()).sum();
-            let mut data: Vec<u8> = Vec::with_capacity(total);
+            let w = chunk_of(self.chunking, &mut self.rng, total);
+            // Copy only what this write takes (a byte-wise stream would otherwise copy the whole
+            // offer once per byte).
+            let pipe = &mut self.links[li].pipes[dir].bytes;
+            let mut left = w;
             for s in &out[..k] {
-                data.extend_from_slice(s);
+                let t = s.len().min(left);
+                pipe.extend(&s[..t]);
+                left -= t;
             }
-            let w = self.chunk(total);
-            self.links[li].pipes[dir].bytes.extend(&data[..w]);
             self.wire_bytes += w as u64;
             self.nodes[n].engine.tx_commit(now, c, w);
             moved |= w > 0;
@@ -347,14 +350,9 @@ impl Sim {
                 }
                 let avail = self.links[li].pipes[dir].bytes.len();
                 if avail > 0 {
-                    let k = self.chunk(avail);
-                    let data: Vec<u8> = self.links[li].pipes[dir]
-                        .bytes
-                        .iter()
-                        .take(k)
-                        .copied()
-                        .collect();
-                    let used = self.nodes[rn].engine.handle_rx(now, rc, &data);
+                    let k = chunk_of(self.chunking, &mut self.rng, avail);
+                    let data = &self.links[li].pipes[dir].bytes.make_contiguous()[..k];
+                    let used = self.nodes[rn].engine.handle_rx(now, rc, data);
                     self.links[li].pipes[dir].bytes.drain(..used);
                     moved |= used > 0;
                 } else if self.links[li].pipes[dir].fin && !self.links[li].pipes[dir].eof_delivered
