@@ -265,7 +265,19 @@ impl Harness {
         };
         let id = self.next_msg;
         self.next_msg += 1;
-        let len = SIZES[usize::from(s) % SIZES.len()];
+        // Under tiny chunks a step moves a byte or a few: keep payloads at 4 KiB or less there
+        // (every step visits every connection; 64 KiB byte by byte would dominate the run).
+        let small_chunks = match self.sim.chunking {
+            Chunking::Bytewise => true,
+            Chunking::Random(max) => max < 100,
+            Chunking::Whole => false,
+        };
+        let sizes = if small_chunks {
+            &SIZES[..10]
+        } else {
+            &SIZES[..]
+        };
+        let len = sizes[usize::from(s) % sizes.len()];
         let hdr = make_hdr(x >> 2, self.sim.nodes[from].id(), to, len as u32, id);
         let len = hdr.payload_length as usize;
         let payload = if len == 0 && s & 0x80 != 0 {
