@@ -334,18 +334,24 @@ unsafe extern "system" fn dispatch_device_control(
             ktrace!("ioctl refused: {}", refusal.why);
             (refusal.status, 0)
         }
-        (Some(state), Ok(req)) => match state.control.lock() {
-            // SAFETY: `req.buffer` is this IRP's METHOD_BUFFERED system buffer (checked by
-            // read_buffered), which the I/O manager sized max(in, out) with the input first.
-            Some(mut ctl) => unsafe { execute_buffered(&mut ctl, &req) },
-            None => (STATUS_UNSUCCESSFUL, 0),
-        },
+        (Some(state), Ok(req)) => {
+            let (status, information) = match state.control.lock() {
+                // SAFETY: `req.buffer` is this IRP's METHOD_BUFFERED system buffer (checked by
+                // read_buffered), which the I/O manager sized max(in, out) with the input first.
+                Some(mut ctl) => unsafe { execute_buffered(&mut ctl, &req) },
+                None => (STATUS_UNSUCCESSFUL, 0),
+            };
+            ktrace!(
+                "ioctl {:#010x} (in {}, out {}): status {:#010x}, {} byte(s) returned",
+                req.code,
+                req.input_len,
+                req.output_len,
+                status as u32,
+                information
+            );
+            (status, information)
+        }
     };
-    ktrace!(
-        "ioctl: status {:#010x}, {} byte(s) returned",
-        status as u32,
-        information
-    );
     // SAFETY: the IRP is ours and not yet completed.
     unsafe { complete(irp, status, information) }
 }
