@@ -450,3 +450,84 @@ fn active_side_checks_the_reply_and_learns_versions() {
         }
     )));
 }
+
+#[test]
+fn a_tcp_connect_that_never_completes_times_out_after_sock_timeout() {
+    let mut e = engine(Tunables::default());
+    e.connect_peer(T0, ProcessId::lustre(PEER), 0x0a00_0002, 988);
+    let c = actions(&mut e)
+        .iter()
+        .find_map(|a| match a {
+            Action::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+    e.handle_timeout(T0.plus_ms(49_000));
+    assert!(!actions(&mut e)
+        .iter()
+        .any(|a| matches!(a, Action::Close { .. })));
+    e.handle_timeout(T0.plus_ms(50_001));
+    assert!(actions(&mut e)
+        .iter()
+        .any(|a| matches!(a, Action::Close { conn, .. } if *conn == c)));
+    assert!(events(&mut e).iter().any(|ev| matches!(
+        ev,
+        Event::ConnDown {
+            reason: Error::Timeout("connect"),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_zero_copy_send_written_after_its_connection_closed_fails_instead_of_waiting() {
+    use tdinal::wire::{LnetHdr, LnetMsg, WireHandle};
+    let mut e = engine(Tunables::default());
+    let (c, _) = passive(
+        &mut e,
+        1023,
+        &hello_bytes(
+            &hello(ProtoVersion::V3, PEER, ConnType::BulkIn, 7),
+            Endian::Little,
+        ),
+    );
+    actions(&mut e);
+    events(&mut e);
+    let hdr = LnetHdr {
+        dest_nid: PEER,
+        src_nid: ME,
+        dest_pid: 12345,
+        src_pid: 12345,
+        payload_length: 65536,
+        msg: LnetMsg::Put {
+            ack_wmd: WireHandle::NONE,
+            match_bits: 1,
+            hdr_data: 0,
+            ptl_index: 4,
+            offset: 0,
+        },
+    };
+    let tx = e.send(T0, ProcessId::lustre(PEER), hdr, Some(vec![7; 65536]));
+    // The runtime starts writing (the engine assigns a ZC cookie), then the connection closes
+    // while the write is in flight, and the write completes afterwards.
+    let lent: usize = {
+        let mut out: [&[u8]; 8] = [&[]; 8];
+        let n = e.tx_slices(c, &mut out);
+        out[..n].iter().map(|s| s.len()).sum()
+    };
+    assert_eq!(lent, 24 + 72 + 65536);
+    assert_eq!(e.stats.zc_requests, 1);
+    e.close_conns(T0, Some(PEER), None);
+    e.tx_commit(T0, c, lent);
+    let done: Vec<_> = events(&mut e)
+        .into_iter()
+        .filter_map(|ev| match ev {
+            Event::TxDone { tx: t, result, .. } => Some((t, result)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, vec![(tx, Err(Error::ConnClosed))]);
+    assert_eq!(e.stats.zc_waiting, 0);
+    e.release(T0, c);
+    assert!(e.is_idle(), "nothing parked under the closed connection");
+}

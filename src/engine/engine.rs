@@ -459,7 +459,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             Error::Shutdown => Error::Shutdown,
             _ => Error::ConnClosed,
         };
-        while let Some(tx) = c.tx.q.pop_front() {
+        while let Some(tx) = c.tx.q.pop_front().map(|b| *b) {
             self.finalize_tx(tx, Err(fail));
         }
         // A payload being received (into a sink, or discarded: no sink) was answered by the
@@ -547,7 +547,11 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
     }
 
     /// Lends the runtime up to `out.len()` slices of bytes to write on `conn`, from the first
-    /// unwritten byte on. They stay valid and unchanged until `tx_commit` or `release`.
+    /// unwritten byte on. They stay valid, unchanged and at the same addresses until
+    /// `tx_commit` covers them or the connection is released — even while further messages are
+    /// queued — so an asynchronous send may reference them (framing is boxed per message,
+    /// payloads are the callers' buffers). After `Action::Close { flush: false }` nothing more is
+    /// offered; a write that completes anyway may still be committed.
     pub fn tx_slices<'a>(&'a mut self, conn: ConnId, out: &mut [&'a [u8]]) -> usize {
         let zc_min = self.cfg.effective_zc_min_payload() as usize;
         let csum = self.cfg.enable_csum;
@@ -609,6 +613,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         };
         let proto = c.proto;
         let peer_id = c.peer;
+        let closing = c.is_closing();
         // Completed transmissions are settled inside the commit walk (no list, no extra move):
         // the closure borrows the peer table, the event queue and the counters, which are
         // fields apart from the connection table.
@@ -620,7 +625,10 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             if !tx.is_lnet() {
                 return;
             }
-            let result = if cookie != 0 && !tx.acked {
+            let result = if cookie != 0 && !tx.acked && closing {
+                // Written after its connection was closed: no ACK can be awaited any more.
+                Err(Error::ConnClosed)
+            } else if cookie != 0 && !tx.acked {
                 match peer_id.and_then(|p| peers.get_mut(&p)) {
                     Some(p) => {
                         let deadline = now.plus_secs(sock_timeout);
@@ -662,9 +670,12 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         let mut to_close: Vec<(ConnId, Error)> = Vec::new();
         for c in self.conns.values() {
             match c.state {
-                ConnState::Connecting | ConnState::Handshake
-                    if now >= c.deadline && c.state == ConnState::Handshake =>
-                {
+                // A TCP connect gets `sock_timeout` (the runtime aborts it on Close); a handshake
+                // gets `sock_timeout` (active) or `accept_timeout` (passive).
+                ConnState::Connecting if now >= c.deadline => {
+                    to_close.push((c.id, Error::Timeout("connect")));
+                }
+                ConnState::Handshake if now >= c.deadline => {
                     to_close.push((c.id, Error::Timeout("handshake")));
                 }
                 ConnState::Established if sock_ms > 0 => {

@@ -2,6 +2,7 @@
 //! transmission (when the checksum is computed and no ACK can be folded in any more), ZC-ACK
 //! piggybacking, and the slices a runtime writes straight from the callers' buffers.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
@@ -204,9 +205,11 @@ pub struct Framing<'c> {
     pub corrupt: &'c mut bool,
 }
 
-/// A connection's queue of transmissions.
+/// A connection's queue of transmissions. Each one is boxed so that its packed framing stays at
+/// one address while the queue grows: a started transmission's bytes may be referenced by an
+/// in-flight send (an MDL under a TDI_SEND IRP) until they are committed.
 pub struct TxQueue<P> {
-    pub q: VecDeque<Tx<P>>,
+    pub q: VecDeque<Box<Tx<P>>>,
     /// Bytes queued and not yet committed.
     pub queued_bytes: u64,
 }
@@ -233,20 +236,20 @@ impl<P: TxPayload> TxQueue<P> {
             if let Some(pos) = self.q.iter().position(|t| !t.started && t.is_noop()) {
                 if let Some(noop) = self.q.get_mut(pos) {
                     tx.ksock.zc_cookies[1] = noop.ksock.zc_cookies[1];
-                    let old = core::mem::replace(noop, tx);
+                    let old = core::mem::replace(noop, Box::new(tx));
                     self.queued_bytes =
                         self.queued_bytes.saturating_sub(old.wire_len(proto) as u64);
                     return;
                 }
             }
         }
-        self.q.push_back(tx);
+        self.q.push_back(Box::new(tx));
     }
 
     /// Queues raw handshake bytes or a NOOP at the back.
     pub fn push_back(&mut self, tx: Tx<P>, proto: &Protocol) {
         self.queued_bytes = self.queued_bytes.saturating_add(tx.wire_len(proto) as u64);
-        self.q.push_back(tx);
+        self.q.push_back(Box::new(tx));
     }
 
     /// Queues ZC-ACK `cookie` on this connection by the protocol's rules (spec §4.4).
@@ -351,7 +354,7 @@ impl<P: TxPayload> TxQueue<P> {
             self.queued_bytes = self.queued_bytes.saturating_sub(k as u64);
             if front.committed >= front.wire_len(proto) {
                 if let Some(tx) = self.q.pop_front() {
-                    done(tx);
+                    done(*tx);
                 }
             } else {
                 break;
@@ -537,5 +540,40 @@ mod tests {
         q.commit(4996, &PROTO_V3, &mut |_| done += 1);
         assert_eq!(done, 1);
         assert!(q.is_empty() && q.queued_bytes == 0);
+    }
+
+    #[test]
+    fn lent_framing_keeps_its_address_while_the_queue_grows() {
+        let mut q = TxQueue::default();
+        q.push_lnet(lnet(1, 10), &PROTO_V3);
+        let mut corrupt = false;
+        let head_ptr = {
+            let mut out: [&[u8]; 4] = [&[]; 4];
+            let how = Framing {
+                proto: &PROTO_V3,
+                endian: Endian::Little,
+                csum: false,
+                corrupt: &mut corrupt,
+            };
+            assert!(q.slices(how, usize::MAX, |_| {}, &mut out) >= 1);
+            out[0].as_ptr()
+        };
+        // An in-flight send still references those bytes while many more messages are queued.
+        for i in 2..200 {
+            q.push_lnet(lnet(i, 10), &PROTO_V3);
+        }
+        let mut out: [&[u8]; 4] = [&[]; 4];
+        let how = Framing {
+            proto: &PROTO_V3,
+            endian: Endian::Little,
+            csum: false,
+            corrupt: &mut corrupt,
+        };
+        q.slices(how, usize::MAX, |_| {}, &mut out);
+        assert_eq!(
+            out[0].as_ptr(),
+            head_ptr,
+            "the framing moved while it was lent"
+        );
     }
 }

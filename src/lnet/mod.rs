@@ -340,6 +340,16 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
         self.served.insert((portal, match_bits), data);
     }
 
+    /// Fails every operation still waiting for an answer (shutdown): each gets its one
+    /// `PingDone`/`PutDone`/`GetDone` with `Error::Shutdown`.
+    pub fn shutdown(&mut self) {
+        let open: Vec<u64> = self.ops.keys().copied().collect();
+        for c in open {
+            self.fail_op(c, Error::Shutdown);
+        }
+        self.tx_ops.clear();
+    }
+
     /// Fails operations whose time is up.
     pub fn handle_timeout(&mut self, now: Time) {
         let late: Vec<u64> = self
