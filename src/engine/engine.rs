@@ -19,7 +19,6 @@ use super::types::{
     Action, ConnAddrs, ConnId, ConnInfo, Error, Event, LocalNi, PeerInfo, RxId, Time, TxId,
 };
 use super::zc;
-use crate::wire::acceptor::LNET_PROTO_ACCEPTOR_VERSION;
 use crate::wire::ksock::{KEEPALIVE_PING_COOKIE, KSOCK_HDR_SIZE};
 use crate::wire::lnet::LNET_HDR_SIZE;
 use crate::wire::nid::{lnd, LNET_PID_USERFLAG};
@@ -1114,17 +1113,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         match item {
             HsItem::FirstWord(FirstWord::AcceptorRequest(_)) => {}
             HsItem::FirstWord(FirstWord::ProtoQuery) => {
-                // "I'm an old acceptor": answer {magic, version 1, nid 0} and close.
-                let reply = ConnReq {
-                    version: LNET_PROTO_ACCEPTOR_VERSION,
-                    nid: Nid(0),
-                };
-                self.reply_and_close(
-                    conn,
-                    reply.to_bytes(Endian::WIRE_DEFAULT).to_vec(),
-                    Error::Protocol("LNet protocol query"),
-                    now,
-                );
+                self.answer_as_old_acceptor(conn, "LNet protocol query", now)
             }
             HsItem::FirstWord(FirstWord::OldSocknal) => self.close_conn(
                 conn,
@@ -1146,16 +1135,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 }
             }
             HsItem::ConnReq(Err(WireError::UnknownVersion(_))) => {
-                let reply = ConnReq {
-                    version: LNET_PROTO_ACCEPTOR_VERSION,
-                    nid: Nid(0),
-                };
-                self.reply_and_close(
-                    conn,
-                    reply.to_bytes(Endian::WIRE_DEFAULT).to_vec(),
-                    Error::Protocol("unknown acceptor version"),
-                    now,
-                );
+                self.answer_as_old_acceptor(conn, "unknown acceptor version", now)
             }
             HsItem::ConnReq(Err(_)) => {
                 self.close_conn(conn, Error::Protocol("bad acceptor request"), false, now)
@@ -1188,6 +1168,14 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 }
             }
         }
+    }
+
+    /// "I'm an old acceptor": answer {acceptor magic, version 1, NID 0} and close (spec §2.4).
+    fn answer_as_old_acceptor(&mut self, conn: ConnId, why: &'static str, now: Time) {
+        let reply = ConnReq::version_reply()
+            .to_bytes(Endian::WIRE_DEFAULT)
+            .to_vec();
+        self.reply_and_close(conn, reply, Error::Protocol(why), now);
     }
 
     /// Passive-driven fallback: tell the peer our newest version with ctype NONE, and close.

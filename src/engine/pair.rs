@@ -182,12 +182,7 @@ impl Sim {
         for (n, c) in ends {
             self.reset_link(n, c);
         }
-        let ni = LocalNi {
-            incarnation,
-            ..self.nodes[i].engine.ni()
-        };
-        self.nodes[i].engine = Engine::new(ni, cfg, true);
-        self.nodes[i].log = Log::default();
+        self.reboot_silently(i, incarnation, cfg);
     }
 
     /// Replaces node `i`'s engine without telling its peers: their old connections still look

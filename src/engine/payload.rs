@@ -35,53 +35,28 @@ pub trait RxSink {
     fn region(&self, offset: usize) -> &[u8];
 }
 
-impl TxPayload for Vec<u8> {
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-    fn frag_count(&self) -> usize {
-        1
-    }
-    fn frag(&self, i: usize) -> &[u8] {
-        if i == 0 {
-            self
-        } else {
-            &[]
+/// Contiguous buffers are payloads of one fragment.
+macro_rules! one_fragment_payload {
+    ($($t:ty),*) => {$(
+        impl TxPayload for $t {
+            fn len(&self) -> usize {
+                <[u8]>::len(self)
+            }
+            fn frag_count(&self) -> usize {
+                1
+            }
+            fn frag(&self, i: usize) -> &[u8] {
+                if i == 0 {
+                    self
+                } else {
+                    &[]
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl TxPayload for Box<[u8]> {
-    fn len(&self) -> usize {
-        <[u8]>::len(self)
-    }
-    fn frag_count(&self) -> usize {
-        1
-    }
-    fn frag(&self, i: usize) -> &[u8] {
-        if i == 0 {
-            self
-        } else {
-            &[]
-        }
-    }
-}
-
-impl TxPayload for Arc<[u8]> {
-    fn len(&self) -> usize {
-        <[u8]>::len(self)
-    }
-    fn frag_count(&self) -> usize {
-        1
-    }
-    fn frag(&self, i: usize) -> &[u8] {
-        if i == 0 {
-            self
-        } else {
-            &[]
-        }
-    }
-}
+one_fragment_payload!(Vec<u8>, Box<[u8]>, Arc<[u8]>);
 
 /// A payload made of several shared buffers (an LNet iov).
 #[derive(Clone, Debug, Default)]
@@ -99,26 +74,21 @@ impl TxPayload for Frags {
     }
 }
 
-impl RxSink for Vec<u8> {
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-    fn region_mut(&mut self, offset: usize) -> &mut [u8] {
-        self.get_mut(offset..).unwrap_or(&mut [])
-    }
-    fn region(&self, offset: usize) -> &[u8] {
-        self.get(offset..).unwrap_or(&[])
-    }
+/// Contiguous buffers are sinks of one region.
+macro_rules! one_region_sink {
+    ($($t:ty),*) => {$(
+        impl RxSink for $t {
+            fn len(&self) -> usize {
+                <[u8]>::len(self)
+            }
+            fn region_mut(&mut self, offset: usize) -> &mut [u8] {
+                self.get_mut(offset..).unwrap_or(&mut [])
+            }
+            fn region(&self, offset: usize) -> &[u8] {
+                self.get(offset..).unwrap_or(&[])
+            }
+        }
+    )*};
 }
 
-impl RxSink for Box<[u8]> {
-    fn len(&self) -> usize {
-        <[u8]>::len(self)
-    }
-    fn region_mut(&mut self, offset: usize) -> &mut [u8] {
-        self.get_mut(offset..).unwrap_or(&mut [])
-    }
-    fn region(&self, offset: usize) -> &[u8] {
-        self.get(offset..).unwrap_or(&[])
-    }
-}
+one_region_sink!(Vec<u8>, Box<[u8]>);

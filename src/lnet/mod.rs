@@ -176,8 +176,16 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
         self.ops.len()
     }
 
-    fn my_id(&self) -> ProcessId {
-        ProcessId::new(self.ni.nid, self.ni.pid)
+    /// An LNet header from us to `to`.
+    fn header(&self, to: ProcessId, payload_length: u32, msg: LnetMsg) -> LnetHdr {
+        LnetHdr {
+            dest_nid: to.nid,
+            src_nid: self.ni.nid,
+            dest_pid: to.pid,
+            src_pid: self.ni.pid,
+            payload_length,
+            msg,
+        }
     }
 
     fn handle(&mut self) -> (WireHandle, u64) {
@@ -234,21 +242,17 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
     /// Pings `target` the way `lctl ping` does (a GET of its ping info). Answer: `PingDone`.
     pub fn ping(&mut self, eng: &mut Eng<P>, now: Time, target: ProcessId, timeout_ms: u64) -> u64 {
         let (wmd, cookie) = self.handle();
-        let me = self.my_id();
-        let hdr = LnetHdr {
-            dest_nid: target.nid,
-            src_nid: me.nid,
-            dest_pid: target.pid,
-            src_pid: me.pid,
-            payload_length: 0,
-            msg: LnetMsg::Get {
+        let hdr = self.header(
+            target,
+            0,
+            LnetMsg::Get {
                 return_wmd: wmd,
                 match_bits: LNET_PROTO_PING_MATCHBITS,
                 ptl_index: LNET_RESERVED_PORTAL,
                 src_offset: 0,
                 sink_length: 272,
             },
-        };
+        );
         self.add_op(
             cookie,
             Op::Ping {
@@ -275,21 +279,17 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
         want_ack: bool,
     ) -> u64 {
         let (wmd, cookie) = self.handle();
-        let me = self.my_id();
-        let hdr = LnetHdr {
-            dest_nid: target.nid,
-            src_nid: me.nid,
-            dest_pid: target.pid,
-            src_pid: me.pid,
-            payload_length: u32::try_from(data.len()).unwrap_or(u32::MAX),
-            msg: LnetMsg::Put {
+        let hdr = self.header(
+            target,
+            u32::try_from(data.len()).unwrap_or(u32::MAX),
+            LnetMsg::Put {
                 ack_wmd: if want_ack { wmd } else { WireHandle::NONE },
                 match_bits,
                 hdr_data,
                 ptl_index: portal,
                 offset: 0,
             },
-        };
+        );
         self.add_op(cookie, Op::Put { want_ack });
         let tx = eng.send(now, target, hdr, Some(data));
         self.tx_ops.insert(tx, cookie);
@@ -309,21 +309,17 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
         timeout_ms: u64,
     ) -> u64 {
         let (wmd, cookie) = self.handle();
-        let me = self.my_id();
-        let hdr = LnetHdr {
-            dest_nid: target.nid,
-            src_nid: me.nid,
-            dest_pid: target.pid,
-            src_pid: me.pid,
-            payload_length: 0,
-            msg: LnetMsg::Get {
+        let hdr = self.header(
+            target,
+            0,
+            LnetMsg::Get {
                 return_wmd: wmd,
                 match_bits,
                 ptl_index: portal,
                 src_offset: 0,
                 sink_length: len,
             },
-        };
+        );
         self.add_op(
             cookie,
             Op::Get {
@@ -419,18 +415,15 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
         match_bits: u64,
         mlength: u32,
     ) {
-        let hdr = LnetHdr {
-            dest_nid: to.nid,
-            src_nid: self.ni.nid,
-            dest_pid: to.pid,
-            src_pid: self.ni.pid,
-            payload_length: 0,
-            msg: LnetMsg::Ack {
+        let hdr = self.header(
+            to,
+            0,
+            LnetMsg::Ack {
                 dst_wmd: wmd,
                 match_bits,
                 mlength,
             },
-        };
+        );
         eng.send(now, to, hdr, None);
     }
 
