@@ -35,6 +35,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::pair::SimEngine;
+use super::zc::{acks_of, Acks};
 use super::{Error, RxId, TxId};
 use crate::wire::acceptor::{CONNREQ_SIZE, LNET_PROTO_ACCEPTOR_MAGIC};
 use crate::wire::ksock::KSOCK_HDR_SIZE;
@@ -372,7 +373,13 @@ impl Books {
     }
 
     /// Checks a `TxDone`: known, first, payload back unchanged (it is the pattern of its id).
-    pub fn tx_done(&mut self, tx: TxId, payload: Option<&Vec<u8>>, result: &Result<(), Error>) {
+    /// Returns the message id.
+    pub fn tx_done(
+        &mut self,
+        tx: TxId,
+        payload: Option<&Vec<u8>>,
+        result: &Result<(), Error>,
+    ) -> u64 {
         let s = self
             .sends
             .get_mut(&tx)
@@ -388,6 +395,7 @@ impl Books {
         if let Some(p) = payload {
             assert!(is_pattern(s.msg, 0, p), "{tx:?}: payload altered");
         }
+        s.msg
     }
 
     /// Rx announced but not answered yet, oldest first.
@@ -458,6 +466,15 @@ pub enum Role {
 /// What the writer is known to have sent: message id → header (payload = pattern of the id).
 pub type SentHeaders = BTreeMap<u64, LnetHdr>;
 
+/// What an engine wrote on one connection, once checked.
+#[derive(Default, Debug)]
+pub struct Written {
+    /// The LNet messages that asked for a ZC-ACK: (message id, cookie).
+    pub zc: Vec<(u64, u64)>,
+    /// The ZC-ACKs it carried (NOOPs and piggybacked), keepalives excluded.
+    pub acks: Vec<Acks>,
+}
+
 /// Parses everything an engine wrote on one connection and checks it (see the module doc).
 /// `seen` collects the message ids across connections (none may go out twice); `verify_csum`
 /// is off when `inject_csum_error` may have corrupted one on purpose. A final partial unit is
@@ -469,11 +486,12 @@ pub fn check_output(
     sent: &SentHeaders,
     seen: &mut BTreeSet<u64>,
     verify_csum: bool,
-) -> Result<(), String> {
+) -> Result<Written, String> {
+    let mut w = Written::default();
     let mut at = 0usize;
     if let Role::Active { peer } = role {
         let Some(req) = out.get(..CONNREQ_SIZE) else {
-            return Ok(());
+            return Ok(w);
         };
         match ConnReq::decode(req) {
             Ok((r, Endian::Little)) if r.nid == peer => {}
@@ -490,8 +508,8 @@ pub fn check_output(
             return Err(format!("{} bytes after the acceptor reply", out.len() - 16));
         }
         return match ConnReq::decode(out) {
-            Ok((r, _)) if r == ConnReq::version_reply() => Ok(()),
-            Err(WireError::Short { .. }) => Ok(()),
+            Ok((r, _)) if r == ConnReq::version_reply() => Ok(w),
+            Err(WireError::Short { .. }) => Ok(w),
             other => Err(format!("acceptor reply: {other:?}")),
         };
     }
@@ -500,7 +518,7 @@ pub fn check_output(
             at += n;
             h
         }
-        Err(WireError::Short { .. }) => return Ok(()),
+        Err(WireError::Short { .. }) => return Ok(w),
         other => return Err(format!("our hello at byte {at}: {other:?}")),
     };
     if hello.src_nid != me || !hello.ips.is_empty() {
@@ -513,9 +531,18 @@ pub fn check_output(
         if at != out.len() {
             return Err(format!("{} bytes after a refusing hello", out.len() - at));
         }
-        return Ok(());
+        return Ok(w);
     }
-    check_messages(&out[at..], at, hello.version, sent, seen, verify_csum)
+    check_messages(
+        &out[at..],
+        at,
+        hello.version,
+        sent,
+        seen,
+        verify_csum,
+        &mut w,
+    )?;
+    Ok(w)
 }
 
 fn check_messages(
@@ -525,6 +552,7 @@ fn check_messages(
     sent: &SentHeaders,
     seen: &mut BTreeSet<u64>,
     verify_csum: bool,
+    w: &mut Written,
 ) -> Result<(), String> {
     let mut at = 0usize;
     let mut last_id: Option<u64> = None;
@@ -554,10 +582,20 @@ fn check_messages(
                 if k.zc_cookies[1] == 0 {
                     return Err(format!("NOOP without an ACK at byte {}", base + start));
                 }
+                match acks_of(&k, v == ProtoVersion::V3) {
+                    Ok(Acks::Keepalive) => {}
+                    Ok(a) => w.acks.push(a),
+                    Err(e) => return Err(format!("our NOOP at byte {}: {e}", base + start)),
+                }
                 continue;
             }
             if k.zc_cookies[0] == 1 {
                 return Err("LNET message requesting the keepalive cookie".into());
+            }
+            match acks_of(&k, v == ProtoVersion::V3) {
+                Ok(Acks::Nothing) => {}
+                Ok(a) => w.acks.push(a),
+                Err(e) => return Err(format!("our LNET header at byte {}: {e}", base + start)),
             }
             ksock = Some(k);
         }
@@ -580,6 +618,9 @@ fn check_messages(
         }
         if !seen.insert(id) {
             return Err(format!("message {id:#x} written twice"));
+        }
+        if let Some(k) = ksock.filter(|k| k.zc_cookies[0] != 0) {
+            w.zc.push((id, k.zc_cookies[0]));
         }
         if last_id.is_some_and(|l| l > id) {
             return Err(format!(
@@ -605,5 +646,80 @@ fn check_messages(
                 }
             }
         }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// What the peer sent on one connection (the bytes the engine consumed)
+
+/// The peer's side of a connection as far as it parses: its hello, the ZC-ACK requests of its
+/// LNet messages and the ZC-ACKs it sent. Parsing stops at the first thing that does not parse
+/// (the engine closed the connection there).
+#[derive(Default, Debug)]
+pub struct PeerSent {
+    pub hello: Option<Hello>,
+    pub requests: BTreeSet<u64>,
+    pub acks: Vec<Acks>,
+}
+
+pub fn parse_input(inp: &[u8], passive: bool) -> PeerSent {
+    let mut p = PeerSent::default();
+    let mut at = 0usize;
+    if passive {
+        if ConnReq::decode(inp).is_err() {
+            return p;
+        }
+        at = CONNREQ_SIZE;
+    }
+    let Ok((hello, endian, n)) = Hello::decode(&inp[at..]) else {
+        return p;
+    };
+    at += n;
+    p.hello = Some(hello);
+    if hello.ctype == ConnType::None {
+        return p;
+    }
+    let v = hello.version;
+    loop {
+        if v != ProtoVersion::V1 {
+            let Some(Ok(k)) = inp
+                .get(at..at + KSOCK_HDR_SIZE)
+                .map(|b| KsockHdr::decode(b, endian))
+            else {
+                return p;
+            };
+            at += KSOCK_HDR_SIZE;
+            match acks_of(&k, v == ProtoVersion::V3) {
+                Ok(Acks::Nothing | Acks::Keepalive) => {}
+                Ok(a) => p.acks.push(a),
+                Err(_) => return p,
+            }
+            if k.msg_type == KsockMsgType::Noop {
+                continue;
+            }
+            if k.zc_cookies[0] != 0 {
+                p.requests.insert(k.zc_cookies[0]);
+            }
+        }
+        let Some(Ok(hdr)) = inp.get(at..at + LNET_HDR_SIZE).map(LnetHdr::decode) else {
+            return p;
+        };
+        if hdr.validate().is_err() {
+            return p;
+        }
+        at += LNET_HDR_SIZE + hdr.payload_length as usize;
+        if at > inp.len() {
+            return p;
+        }
+    }
+}
+
+/// The cookies an ACK covers (at most `limit` of them; a range beyond that is reported as is).
+pub fn covered(a: &Acks, limit: u64) -> Vec<u64> {
+    match *a {
+        Acks::Nothing | Acks::Keepalive => Vec::new(),
+        Acks::One(c) => alloc::vec![c],
+        Acks::Pair(x, y) => alloc::vec![x, y],
+        Acks::Range(lo, hi) => (lo..=hi).take(limit as usize).collect(),
     }
 }

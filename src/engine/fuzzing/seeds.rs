@@ -50,27 +50,39 @@ mod op {
         [3, sel, 255]
     }
     pub fn answer(idx: u8, kind: u8, a: u8, b: u8) -> [u8; 5] {
-        [5, idx, kind, a, b]
+        [6, idx, kind, a, b]
     }
     /// 0 hold, 1 accept, 2 discard, 3 reject, 4 half sink, 5 16-byte sink.
     pub fn policy(p: u8) -> [u8; 2] {
-        [6, p]
+        [7, p]
     }
     pub fn time(t: u8) -> [u8; 2] {
-        [7, t]
+        [8, t]
     }
     /// Kind `k & 3` (PUT, GET, REPLY, ACK) to the peer, size `SIZES[s % 16]`.
     pub fn send(k: u8, s: u8) -> [u8; 3] {
-        [8, k, s]
+        [9, k, s]
     }
     pub fn connect(idx: u8) -> [u8; 3] {
-        [9, idx, 0]
+        [10, idx, 0]
     }
     pub fn release(idx: u8) -> [u8; 2] {
-        [12, idx]
+        [13, idx]
+    }
+    /// An asynchronous send: lend up to `n` (1..=128) bytes of connection `sel` now...
+    pub fn lend(sel: u8, n: u8) -> [u8; 3] {
+        [4, sel, n - 1]
+    }
+    /// ... and write them later (all of them).
+    pub fn complete(sel: u8) -> [u8; 3] {
+        [5, sel, 255]
+    }
+    /// Another incoming connection: `p % 4` picks the source port, `p >> 4` the peer.
+    pub fn accept(p: u8) -> [u8; 2] {
+        [11, p]
     }
     pub fn catch_up() -> [u8; 1] {
-        [15]
+        [16]
     }
 }
 
@@ -200,8 +212,10 @@ fn rx_seeds(target: Target, v: ProtoVersion) -> Vec<Seed> {
         &op::policy(0),
         &op::send(0, 13),
         &op::send(1, 3),
-        &op::drain(0),
+        &op::lend(0, 100),
         &op::feed(0, first),
+        &op::complete(0),
+        &op::drain(0),
         &op::answer(0, 1, 2, 0),
         &op::feed(0, 100),
         &op::feed(0, 128),
@@ -271,7 +285,7 @@ fn handshake_seeds() -> Vec<Seed> {
     let stream = [h.clone(), h].concat();
     let ctrl = ops(&[
         &op::feed(0, 72),
-        &[10, 0x01],
+        &op::accept(0x01),
         &op::feed(1, 72),
         &op::drain(0),
         &op::drain(1),

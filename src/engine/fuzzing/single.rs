@@ -8,14 +8,20 @@
 //! - `stream` is the peer's byte stream: after the handshake the harness performed (rx targets),
 //!   or from the first byte (handshake targets). It is one sequence; `Feed` ops cut it into
 //!   chunks and hand each to a connection of their choice.
-//! - `ctrl` is the op sequence (see [`Rig::op`]): feeding, draining and committing writes,
-//!   answering `Rx` (accept into a sink of chosen size and `mlen`, discard, reject, or hold and
-//!   answer later), time steps, sends, connect outcomes, new accepted connections, EOF and
-//!   errors, releases, peer control and tunables. An op cut short by the end of `ctrl` ends it.
+//! - `ctrl` is the op sequence (see [`Rig::op`]): feeding, writing (at once, or lent by
+//!   `tx_slices` and committed later, like an asynchronous send that may complete after the
+//!   engine closed the connection), answering `Rx` (accept into a sink of chosen size and
+//!   `mlen`, discard, reject, or hold and answer later), time steps, sends, connect outcomes, new
+//!   accepted connections, EOF and errors, releases, peer control and tunables. An op cut short
+//!   by the end of `ctrl` ends it.
 //!
 //! Then the rest of the stream is fed to the first connection (held messages accepted, writes
-//! drained), the engine is shut down, every closed connection released, and the books closed
-//! (see the parent module).
+//! drained), the engine is shut down, in-flight writes completed or cancelled, every closed
+//! connection released, and the books closed (see the parent module). Besides the parent
+//! module's checks, from what each connection carried both ways: bytes lent by `tx_slices`
+//! stay unchanged until committed; a zero-copy send completes `Ok` only if the peer's session
+//! it went to acknowledged its cookie; every ZC-ACK we send acknowledges a cookie that the same
+//! peer session (same incarnation) asked for.
 #![allow(
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
@@ -28,7 +34,10 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{check_output, make_hdr, pattern, size_code, Answer, Books, Cursor, Role, SIZES};
+use super::{
+    check_output, covered, make_hdr, parse_input, pattern, size_code, Answer, Books, Cursor,
+    PeerSent, Role, Written, SIZES,
+};
 use crate::engine::pair::SimEngine;
 use crate::engine::{
     AcceptPolicy, Action, ConnAddrs, ConnId, Engine, Event, LocalNi, RxId, Time, Tunables,
@@ -69,8 +78,29 @@ struct RigConn {
     /// For active connections: the NID dialled (the connreq must name it).
     dialled: Option<Nid>,
     released: bool,
-    /// Every byte the runtime wrote for this connection.
+    /// Every byte the runtime wrote for this connection (committed).
     out: Vec<u8>,
+    /// Bytes lent by `tx_slices` and not committed yet (an asynchronous send in flight).
+    inflight: Vec<u8>,
+    /// Every byte the engine consumed from the peer on this connection.
+    inp: Vec<u8>,
+    /// Who the engine said the connection belongs to (`ConnUp`).
+    peer: Option<ProcessId>,
+}
+
+impl RigConn {
+    fn new(id: ConnId, active: bool, dialled: Option<Nid>) -> RigConn {
+        RigConn {
+            id,
+            active,
+            dialled,
+            released: false,
+            out: Vec::new(),
+            inflight: Vec::new(),
+            inp: Vec::new(),
+            peer: None,
+        }
+    }
 }
 
 pub struct Rig<'a> {
@@ -89,6 +119,10 @@ pub struct Rig<'a> {
     verify_csum: bool,
     stream: Cursor<'a>,
     next_port: u16,
+    /// Message id → whether its `TxDone` said `Ok`.
+    tx_ok: BTreeMap<u64, bool>,
+    /// At the end: complete in-flight writes (else cancel them) before the releases.
+    complete_at_end: bool,
 }
 
 fn peer_nid(i: u8) -> Nid {
@@ -185,6 +219,8 @@ impl<'a> Rig<'a> {
             verify_csum: true,
             stream,
             next_port: 1023,
+            tx_ok: BTreeMap::new(),
+            complete_at_end: c3 & 0x80 != 0,
         }
     }
 
@@ -233,6 +269,7 @@ impl<'a> Rig<'a> {
             input.extend_from_slice(&hello_bytes(&peer_hello(v, src, ctype, ME), endian));
             let used = self.e.handle_rx(self.now, c, &input);
             assert_eq!(used, input.len(), "the handshake takes exactly its bytes");
+            self.conn_mut(c).inp.extend_from_slice(&input);
             c
         } else {
             self.e.connect_peer(self.now, self.peer, peer_ip, 988);
@@ -240,8 +277,6 @@ impl<'a> Rig<'a> {
             let (c, ip) = self.pending_connects.remove(0);
             self.connect(c, ip);
             self.drain_all();
-            let mine = self.e.conns();
-            let _ = mine;
             // Our first connection is CONTROL (typed) or ANY; the peer mirrors it.
             let ctype = if self.e.tunables().typed_conns {
                 ConnType::Control
@@ -251,6 +286,7 @@ impl<'a> Rig<'a> {
             let reply = hello_bytes(&peer_hello(v, src, ctype, ME), endian);
             let used = self.e.handle_rx(self.now, c, &reply);
             assert_eq!(used, reply.len(), "the reply hello is taken whole");
+            self.conn_mut(c).inp.extend_from_slice(&reply);
             c
         };
         self.pump();
@@ -269,13 +305,7 @@ impl<'a> Rig<'a> {
             peer_port: port,
         };
         let c = self.e.accepted(self.now, addrs).ok()?;
-        self.conns.push(RigConn {
-            id: c,
-            active: false,
-            dialled: None,
-            released: false,
-            out: Vec::new(),
-        });
+        self.conns.push(RigConn::new(c, false, None));
         self.pump();
         Some(c)
     }
@@ -320,9 +350,16 @@ impl<'a> Rig<'a> {
         }
     }
 
+    fn conn_mut(&mut self, c: ConnId) -> &mut RigConn {
+        self.conns
+            .iter_mut()
+            .find(|r| r.id == c)
+            .expect("a connection the harness knows")
+    }
+
     fn op(&mut self, ctrl: &mut Cursor<'_>) -> Option<()> {
         let op = ctrl.byte()?;
-        match op % 16 {
+        match op % 18 {
             // Feed the next chunk of the stream to a connection, by copy or direct read.
             0..=2 => {
                 let sel = ctrl.byte()?;
@@ -332,7 +369,7 @@ impl<'a> Rig<'a> {
                 }
             }
             // Write (and commit) up to n bytes of what a connection offers; 0 = start only.
-            3 | 4 => {
+            3 => {
                 let sel = ctrl.byte()?;
                 let code = ctrl.byte()?;
                 let n = if code == 0 { 0 } else { size_code(code) };
@@ -340,8 +377,24 @@ impl<'a> Rig<'a> {
                     self.drain(c, n);
                 }
             }
-            // Answer a held message.
+            // An asynchronous send: lend up to n bytes now, commit them later.
+            4 => {
+                let sel = ctrl.byte()?;
+                let n = size_code(ctrl.byte()?);
+                if let Some(c) = self.pick_conn(sel) {
+                    self.lend(c, n);
+                }
+            }
+            // ... and its completion (n of the bytes in flight were written).
             5 => {
+                let sel = ctrl.byte()?;
+                let n = size_code(ctrl.byte()?);
+                if let Some(c) = self.pick_conn(sel) {
+                    self.complete(c, n);
+                }
+            }
+            // Answer a held message.
+            6 => {
                 let idx = ctrl.byte()?;
                 let kind = ctrl.byte()?;
                 let a = ctrl.byte()?;
@@ -351,7 +404,7 @@ impl<'a> Rig<'a> {
                     self.answer(rx, kind, a, b);
                 }
             }
-            6 => {
+            7 => {
                 self.auto = match ctrl.byte()? % 6 {
                     0 => Auto::Hold,
                     1 => Auto::AcceptFull,
@@ -361,17 +414,17 @@ impl<'a> Rig<'a> {
                     _ => Auto::AcceptSmall,
                 };
             }
-            7 => {
+            8 => {
                 let t = ctrl.byte()?;
                 self.time(t);
             }
-            8 => {
+            9 => {
                 let k = ctrl.byte()?;
                 let s = ctrl.byte()?;
                 self.send(k, s);
             }
             // The outcome of a pending TCP connect.
-            9 => {
+            10 => {
                 let idx = ctrl.byte()?;
                 let how = ctrl.byte()?;
                 if !self.pending_connects.is_empty() {
@@ -386,7 +439,7 @@ impl<'a> Rig<'a> {
                 }
             }
             // Another incoming connection (the stream is shared: feeds pick the connection).
-            10 => {
+            11 => {
                 let p = ctrl.byte()?;
                 let ip = PEER_IPS[usize::from(p >> 4) % PEER_IPS.len()];
                 let port = match p % 4 {
@@ -396,7 +449,7 @@ impl<'a> Rig<'a> {
                 };
                 let _ = self.accept(ip, port);
             }
-            11 => {
+            12 => {
                 let sel = ctrl.byte()?;
                 if let Some(c) = self.pick_conn(sel) {
                     if sel & 0x80 != 0 {
@@ -406,15 +459,17 @@ impl<'a> Rig<'a> {
                     }
                 }
             }
-            // Release a connection the engine closed (its socket is gone).
-            12 => {
+            // Release a connection the engine closed (its socket is gone). A send still in
+            // flight completes first, or is cancelled.
+            13 => {
                 let idx = ctrl.byte()?;
                 if !self.closing.is_empty() {
                     let c = self.closing.remove(usize::from(idx) % self.closing.len());
+                    self.end_inflight(c, idx & 0x80 != 0);
                     self.release(c);
                 }
             }
-            13 => {
+            14 => {
                 let x = ctrl.byte()?;
                 let y = ctrl.byte()?;
                 let nid = peer_nid(y);
@@ -437,7 +492,7 @@ impl<'a> Rig<'a> {
                     _ => self.e.add_peer(now, id, nid.addr(), 988),
                 }
             }
-            14 => {
+            15 => {
                 let w = ctrl.byte()?;
                 let v = ctrl.byte()?;
                 let mut t = self.e.tunables().clone();
@@ -475,7 +530,9 @@ impl<'a> Rig<'a> {
                 if k == 0 {
                     break;
                 }
-                buf[..k].copy_from_slice(self.stream.take(k));
+                let bytes = self.stream.take(k);
+                buf[..k].copy_from_slice(bytes);
+                self.conn_mut(c).inp.extend_from_slice(bytes);
                 self.e.rx_commit(now, c, k);
                 left -= k;
                 self.pump();
@@ -484,34 +541,86 @@ impl<'a> Rig<'a> {
             let chunk = &self.stream.rest()[..left];
             let used = self.e.handle_rx(self.now, c, chunk);
             assert!(used <= left, "handle_rx consumed more than given");
+            self.conn_mut(c).inp.extend_from_slice(&chunk[..used]);
             self.stream.skip(used);
         }
     }
 
+    /// Copies up to `n` bytes of what `tx_slices` offers for `c` into `into`; returns how many
+    /// were offered in all.
+    fn offered(&mut self, c: ConnId, n: usize, into: &mut Vec<u8>) -> usize {
+        let mut out: [&[u8]; 8] = [&[]; 8];
+        let k = self.e.tx_slices(c, &mut out);
+        assert!(
+            !out[..k].iter().any(|s| s.is_empty()),
+            "tx_slices lent an empty slice"
+        );
+        let mut left = n;
+        for s in &out[..k] {
+            let t = s.len().min(left);
+            into.extend_from_slice(&s[..t]);
+            left -= t;
+        }
+        out[..k].iter().map(|s| s.len()).sum()
+    }
+
+    /// Writes and commits up to `n` bytes of `c` (after completing a send in flight).
     fn drain(&mut self, c: ConnId, mut n: usize) {
-        let Some(i) = self.conns.iter().position(|r| r.id == c) else {
-            return;
-        };
+        self.complete(c, usize::MAX);
         loop {
-            let mut out: [&[u8]; 8] = [&[]; 8];
-            let k = self.e.tx_slices(c, &mut out);
-            let total: usize = out[..k].iter().map(|s| s.len()).sum();
-            let w = total.min(n);
-            let mut left = w;
-            for s in &out[..k] {
-                let t = s.len().min(left);
-                self.conns[i].out.extend_from_slice(&s[..t]);
-                left -= t;
-            }
-            if k > 0 && out[..k].iter().any(|s| s.is_empty()) {
-                panic!("tx_slices lent an empty slice");
-            }
+            let mut bytes = Vec::new();
+            self.offered(c, n, &mut bytes);
+            let w = bytes.len();
+            self.conn_mut(c).out.extend_from_slice(&bytes);
             self.e.tx_commit(self.now, c, w);
             n -= w;
             self.pump();
             if w == 0 || n == 0 {
                 return;
             }
+        }
+    }
+
+    /// Starts an asynchronous send of up to `n` bytes (one in flight per connection).
+    fn lend(&mut self, c: ConnId, n: usize) {
+        if !self.conn_mut(c).inflight.is_empty() {
+            return;
+        }
+        let mut bytes = Vec::new();
+        self.offered(c, n, &mut bytes);
+        self.conn_mut(c).inflight = bytes;
+        self.pump();
+    }
+
+    /// The send in flight on `c` wrote `n` of its bytes. What was lent must still be what the
+    /// engine offers (until committed, the runtime may be reading it).
+    fn complete(&mut self, c: ConnId, n: usize) {
+        let lent = core::mem::take(&mut self.conn_mut(c).inflight);
+        if lent.is_empty() {
+            return;
+        }
+        let mut again = Vec::new();
+        let offered = self.offered(c, lent.len(), &mut again);
+        if offered > 0 {
+            assert!(
+                again.len() == lent.len() && again == lent,
+                "{c:?}: bytes lent by tx_slices changed before they were committed"
+            );
+        }
+        let w = n.min(lent.len());
+        let r = self.conn_mut(c);
+        r.out.extend_from_slice(&lent[..w]);
+        r.inflight = lent[w..].to_vec();
+        self.e.tx_commit(self.now, c, w);
+        self.pump();
+    }
+
+    /// Before a release: the send in flight completes (all its bytes written) or is cancelled.
+    fn end_inflight(&mut self, c: ConnId, complete: bool) {
+        if complete {
+            self.complete(c, usize::MAX);
+        } else {
+            self.conn_mut(c).inflight.clear();
         }
     }
 
@@ -648,13 +757,7 @@ impl<'a> Rig<'a> {
                             !self.conns.iter().any(|c| c.id == conn),
                             "Connect for an existing {conn:?}"
                         );
-                        self.conns.push(RigConn {
-                            id: conn,
-                            active: true,
-                            dialled: Some(peer.nid),
-                            released: false,
-                            out: Vec::new(),
-                        });
+                        self.conns.push(RigConn::new(conn, true, Some(peer.nid)));
                         self.pending_connects.push((conn, peer_ip));
                     }
                     Action::Close { conn, .. } => {
@@ -680,8 +783,14 @@ impl<'a> Rig<'a> {
                         tx,
                         payload,
                         result,
-                    } => self.books.tx_done(tx, payload.as_ref(), &result),
-                    Event::ConnUp { peer, .. } => self.peer = peer,
+                    } => {
+                        let msg = self.books.tx_done(tx, payload.as_ref(), &result);
+                        self.tx_ok.insert(msg, result.is_ok());
+                    }
+                    Event::ConnUp { conn, peer, .. } => {
+                        self.peer = peer;
+                        self.conn_mut(conn).peer = Some(peer);
+                    }
                     Event::ConnDown { .. }
                     | Event::PeerDown { .. }
                     | Event::VersionFallback { .. } => {}
@@ -715,6 +824,7 @@ impl<'a> Rig<'a> {
                 break;
             }
             let used = self.e.handle_rx(self.now, c, rest);
+            self.conn_mut(c).inp.extend_from_slice(&rest[..used]);
             self.stream.skip(used);
             self.pump();
             self.drain_all();
@@ -730,12 +840,14 @@ impl<'a> Rig<'a> {
         self.drain_all();
         self.e.shutdown(self.now);
         self.pump();
-        // The runtime closes every socket the engine asked it to, and releases it.
+        // The runtime closes every socket the engine asked it to: a send still in flight
+        // completes (or is cancelled), then the connection is released.
         for _ in 0..1000 {
             if self.closing.is_empty() {
                 break;
             }
             for c in core::mem::take(&mut self.closing) {
+                self.end_inflight(c, self.complete_at_end);
                 self.release(c);
             }
         }
@@ -746,16 +858,58 @@ impl<'a> Rig<'a> {
             "shutdown did not close {unreleased:?}"
         );
         self.books.check_final(&self.e, "engine");
+        self.check_streams();
+    }
+
+    /// Checks what every connection carried, each way and across connections.
+    fn check_streams(&self) {
         let mut seen = BTreeSet::new();
+        let mut written: Vec<(&RigConn, Written, PeerSent)> = Vec::new();
         for c in &self.conns {
             let role = match (c.active, c.dialled) {
                 (true, Some(peer)) => Role::Active { peer },
                 _ => Role::Passive,
             };
-            if let Err(why) =
-                check_output(&c.out, role, ME, &self.sent, &mut seen, self.verify_csum)
-            {
-                panic!("{:?} ({role:?}) wrote a bad stream: {why}", c.id);
+            let w = check_output(&c.out, role, ME, &self.sent, &mut seen, self.verify_csum)
+                .unwrap_or_else(|why| panic!("{:?} ({role:?}) wrote a bad stream: {why}", c.id));
+            written.push((c, w, parse_input(&c.inp, !c.active)));
+        }
+        // A peer session: who, and its incarnation (from its hello on that connection).
+        let session = |c: &RigConn, p: &PeerSent| Some((c.peer?, p.hello?.src_incarnation));
+        for (c, w, p) in &written {
+            let Some(me) = session(c, p) else {
+                assert!(
+                    w.zc.is_empty() && w.acks.is_empty(),
+                    "{:?}: ZC traffic on a connection that never came up",
+                    c.id
+                );
+                continue;
+            };
+            let same = || {
+                written
+                    .iter()
+                    .filter(|(c2, _, p2)| session(c2, p2) == Some(me))
+            };
+            // Our ZC-ACKs acknowledge cookies this peer session asked for.
+            for a in &w.acks {
+                for cookie in covered(a, 4096) {
+                    assert!(
+                        same().any(|(_, _, p2)| p2.requests.contains(&cookie)),
+                        "{:?}: we acknowledged cookie {cookie} ({a:?}) that {me:?} never asked for",
+                        c.id
+                    );
+                }
+            }
+            // A zero-copy send completed Ok only with its ACK from the session it went to.
+            for (msg, cookie) in &w.zc {
+                if self.tx_ok.get(msg) == Some(&true) {
+                    assert!(
+                        same().any(|(_, _, p2)| p2.acks.iter().any(|a| a.covers(*cookie))),
+                        "{:?}: ZC message {msg:#x} (cookie {cookie}) completed Ok without an ACK \
+                         from {me:?}",
+                        c.id
+                    );
+                }
             }
         }
     }
