@@ -101,6 +101,15 @@ struct Pipe {
 struct Link {
     ends: [(usize, ConnId); 2],
     pipes: [Pipe; 2],
+    /// Every byte written each way (`[0]` by `ends[0]`, the connector), when `Sim::record`.
+    written: [Vec<u8>; 2],
+}
+
+/// One simulated TCP connection as [`Sim::record`] kept it: its ends (connector first, as
+/// (node, connection)) and every byte each end wrote.
+pub struct LinkRecord<'a> {
+    pub ends: [(usize, ConnId); 2],
+    pub written: [&'a [u8]; 2],
 }
 
 /// The simulated network of nodes.
@@ -113,6 +122,8 @@ pub struct Sim {
     rng: u64,
     /// Bytes that crossed the wire, for checks.
     pub wire_bytes: u64,
+    /// Keep every byte written on every link (see [`Sim::links`]).
+    pub record: bool,
 }
 
 /// How much of `avail` bytes one read or write moves (xorshift state in `rng`).
@@ -146,6 +157,7 @@ impl Sim {
             by_end: BTreeMap::new(),
             rng: seed | 1,
             wire_bytes: 0,
+            record: false,
         }
     }
 
@@ -247,6 +259,14 @@ impl Sim {
     }
 
     /// Cuts the connection `conn` of node `n` as a reset would: both ends see an error.
+    /// Every link made so far, in the order they were made, with what [`Sim::record`] kept.
+    pub fn links(&self) -> impl Iterator<Item = LinkRecord<'_>> {
+        self.links.iter().map(|l| LinkRecord {
+            ends: l.ends,
+            written: [&l.written[0][..], &l.written[1][..]],
+        })
+    }
+
     pub fn reset_link(&mut self, n: usize, conn: ConnId) {
         let Some(&li) = self.by_end.get(&(n, conn)) else {
             return;
@@ -303,11 +323,14 @@ impl Sim {
             let w = chunk_of(self.chunking, &mut self.rng, total);
             // Copy only what this write takes (a byte-wise stream would otherwise copy the whole
             // offer once per byte).
-            let pipe = &mut self.links[li].pipes[dir].bytes;
+            let link = &mut self.links[li];
             let mut left = w;
             for s in &out[..k] {
                 let t = s.len().min(left);
-                pipe.extend(&s[..t]);
+                link.pipes[dir].bytes.extend(&s[..t]);
+                if self.record {
+                    link.written[dir].extend_from_slice(&s[..t]);
+                }
                 left -= t;
             }
             self.wire_bytes += w as u64;
@@ -402,6 +425,7 @@ impl Sim {
                         self.links.push(Link {
                             ends: [(i, conn), (t, bc)],
                             pipes: [Pipe::default(), Pipe::default()],
+                            written: [Vec::new(), Vec::new()],
                         });
                         let li = self.links.len() - 1;
                         self.by_end.insert((i, conn), li);
