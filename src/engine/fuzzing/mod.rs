@@ -469,6 +469,8 @@ pub type SentHeaders = BTreeMap<u64, LnetHdr>;
 /// What an engine wrote on one connection, once checked.
 #[derive(Default, Debug)]
 pub struct Written {
+    /// Our hello, when it was written whole.
+    pub hello: Option<Hello>,
     /// The LNet messages that asked for a ZC-ACK: (message id, cookie).
     pub zc: Vec<(u64, u64)>,
     /// The ZC-ACKs it carried (NOOPs and piggybacked), keepalives excluded.
@@ -524,6 +526,7 @@ pub fn check_output(
     if hello.src_nid != me || !hello.ips.is_empty() {
         return Err(format!("our hello says {hello:?}"));
     }
+    w.hello = Some(hello);
     if hello.ctype == ConnType::None {
         if matches!(role, Role::Active { .. }) {
             return Err("active side sent ctype NONE".into());

@@ -804,8 +804,27 @@ impl<'a> Rig<'a> {
 
     fn check_gauges(&self, what: &str) {
         self.books.check_gauges(&self.e, what);
-        let live = self.conns.iter().filter(|c| !c.released).count() as u64;
-        assert_eq!(self.e.stats.conns_open, live, "{what}: conns_open gauge");
+        let live = self.live();
+        assert_eq!(
+            self.e.stats.conns_open,
+            live.len() as u64,
+            "{what}: conns_open gauge"
+        );
+        // The listings (ptlctl/lctl) name only connections the runtime still has.
+        for info in self.e.conns() {
+            assert!(
+                live.contains(&info.conn),
+                "{what}: conns() lists {:?}, released",
+                info.conn
+            );
+        }
+        // Every peer lists at least once (once per route).
+        let listed: BTreeSet<ProcessId> = self.e.peers().iter().map(|p| p.id).collect();
+        assert_eq!(
+            listed.len() as u64,
+            self.e.stats.peers,
+            "{what}: peers gauge vs peers()"
+        );
     }
 
     // ------------------------------------------------------------------------------------------

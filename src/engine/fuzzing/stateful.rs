@@ -19,6 +19,13 @@
 //! (the payload is a pattern of the message id the header carries). At the end: everything held
 //! is answered, every node shut down, and every node's books closed. A silently rebooted node's
 //! old engine is a crashed machine: what it held is gone with it and not checked.
+//!
+//! Then every byte every engine wrote on every link ([`Sim::record`]) is parsed and checked
+//! (parent module: one connreq + hello or one hello, well-framed messages, exactly what was sent,
+//! in order, at most once), and the zero-copy sessions are checked across links: a ZC send
+//! completed `Ok` only if the receiving incarnation sent an ACK for its cookie back to the
+//! sending incarnation, and every ACK an engine sent answers a request of that same pair of
+//! incarnations.
 #![allow(
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
@@ -27,11 +34,14 @@
     clippy::panic
 )]
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{is_pattern, make_hdr, msg_id, pattern, Answer, Books, Cursor, SIZES};
+use super::{
+    check_output, covered, is_pattern, make_hdr, msg_id, pattern, Answer, Books, Cursor, Role,
+    SentHeaders, Written, SIZES,
+};
 use crate::engine::pair::{ip, Chunking, RxPolicy, Sim};
 use crate::engine::{RxId, Tunables};
 use crate::wire::nid::LNET_PID_USERFLAG;
@@ -64,6 +74,8 @@ struct Harness {
     msgs: BTreeMap<u64, MsgRec>,
     next_msg: u64,
     next_incarnation: u64,
+    /// Message id → whether its `TxDone` said `Ok`.
+    tx_ok: BTreeMap<u64, bool>,
 }
 
 pub fn node_tunables(b: u8) -> Tunables {
@@ -101,6 +113,7 @@ pub fn run(data: &[u8]) {
     let seed = input.cfg();
     let n = 2 + usize::from(c0 & 1);
     let mut sim = Sim::new(u64::from(seed) * 0x9E37_79B9 + 1);
+    sim.record = true;
     sim.chunking = chunking(c0 >> 1);
     let mut cfgs = [0u8; 3];
     for c in &mut cfgs {
@@ -115,6 +128,7 @@ pub fn run(data: &[u8]) {
         msgs: BTreeMap::new(),
         next_msg: 0x100,
         next_incarnation: 0x2000,
+        tx_ok: BTreeMap::new(),
     };
     for _ in 0..MAX_OPS {
         if h.op(&mut input).is_none() {
@@ -395,7 +409,8 @@ impl Harness {
             }
         }
         for (tx, payload, result) in &log.tx_done {
-            books.tx_done(*tx, payload.as_ref(), result);
+            let msg = books.tx_done(*tx, payload.as_ref(), result);
+            self.tx_ok.insert(msg, result.is_ok());
         }
         books.check_gauges(&self.sim.nodes[i].engine, "stateful");
     }
@@ -425,6 +440,73 @@ impl Harness {
             self.nodes[i]
                 .books
                 .check_final(&self.sim.nodes[i].engine, "stateful node");
+        }
+        self.check_links();
+    }
+
+    /// Checks every byte written on every link, then the zero-copy sessions across links.
+    fn check_links(&self) {
+        let sent: SentHeaders = self.msgs.iter().map(|(id, m)| (*id, m.hdr)).collect();
+        let nid = |n: usize| self.sim.nodes[n].id().nid;
+        let mut seen = BTreeSet::new();
+        // (writer, reader, what the writer wrote, the reader's hello on the same link).
+        let mut dirs: Vec<(usize, usize, Written, Option<u64>)> = Vec::new();
+        for (li, l) in self.sim.links().enumerate() {
+            let [(a, _), (b, _)] = l.ends;
+            let wa = check_output(
+                l.written[0],
+                Role::Active { peer: nid(b) },
+                nid(a),
+                &sent,
+                &mut seen,
+                true,
+            )
+            .unwrap_or_else(|why| panic!("link {li}: node {a} (connector) wrote: {why}"));
+            let wb = check_output(l.written[1], Role::Passive, nid(b), &sent, &mut seen, true)
+                .unwrap_or_else(|why| panic!("link {li}: node {b} (acceptor) wrote: {why}"));
+            let (ia, ib) = (
+                wa.hello.map(|h| h.src_incarnation),
+                wb.hello.map(|h| h.src_incarnation),
+            );
+            dirs.push((a, b, wa, ib));
+            dirs.push((b, a, wb, ia));
+        }
+        // A session: writer, its incarnation, reader, its incarnation.
+        let session = |d: &(usize, usize, Written, Option<u64>)| {
+            Some((d.0, d.2.hello?.src_incarnation, d.1, d.3?))
+        };
+        for d in &dirs {
+            let Some(me) = session(d) else {
+                assert!(d.2.zc.is_empty() && d.2.acks.is_empty());
+                continue;
+            };
+            let back = (me.2, me.3, me.0, me.1);
+            let replies = || dirs.iter().filter(|e| session(e) == Some(back));
+            for (msg, cookie) in &d.2.zc {
+                if self.tx_ok.get(msg) == Some(&true) {
+                    assert!(
+                        replies().any(|e| e.2.acks.iter().any(|a| a.covers(*cookie))),
+                        "node {}: ZC message {msg:#x} (cookie {cookie}) completed Ok without an \
+                         ACK from node {} incarnation {:#x}",
+                        me.0,
+                        me.2,
+                        me.3
+                    );
+                }
+            }
+            for a in &d.2.acks {
+                for cookie in covered(a, 4096) {
+                    assert!(
+                        replies().any(|e| e.2.zc.iter().any(|z| z.1 == cookie)),
+                        "node {} (incarnation {:#x}) acknowledged cookie {cookie} ({a:?}) that \
+                         node {} incarnation {:#x} never asked for",
+                        me.0,
+                        me.1,
+                        me.2,
+                        me.3
+                    );
+                }
+            }
         }
     }
 }
