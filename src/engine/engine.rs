@@ -833,10 +833,14 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         self.arm_tick(now);
     }
 
-    /// Connects routes whose backoff has passed, when messages wait or the route is persistent.
+    /// Connects routes whose backoff has passed, when messages wait, the route is persistent,
+    /// or the peer is in use (it has live connections) but lacks a wanted type: one closed by an
+    /// error while a sibling lives on would otherwise stay missing, since a message that finds
+    /// the sibling never parks (ksocklnd relaunches such routes on the next send).
     fn retry_routes(&mut self, id: ProcessId, now: Time) {
         let Some(p) = self.peers.get(&id) else { return };
-        let want = !p.parked.is_empty() || p.routes.iter().any(|r| r.persistent);
+        let want =
+            !p.parked.is_empty() || !p.conns.is_empty() || p.routes.iter().any(|r| r.persistent);
         if want
             && p.routes
                 .iter()
