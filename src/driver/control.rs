@@ -24,6 +24,7 @@
 //! request with output fields patched, never longer than the request, so it fits, and
 //! `Information` (≤ the input length, and checked ≤ the output length) never exposes bytes the
 //! driver did not write.
+use super::nal::{StartRequest, Starter};
 use super::nal_if::NalInterfaceProvider;
 use crate::engine::tunables::Tunables;
 use crate::ioctl::{
@@ -36,6 +37,7 @@ use crate::kernel::{
 };
 use crate::wire::{ConnType, Net, Nid};
 use alloc::boxed::Box;
+use alloc::string::String;
 use core::ffi::c_void;
 
 /// `METHOD_BUFFERED`, the transfer type in the low two bits of a control code.
@@ -43,14 +45,26 @@ pub const METHOD_BUFFERED: u32 = 0;
 /// `STATUS_INTERNAL_ERROR`.
 pub const STATUS_INTERNAL_ERROR: NTSTATUS = 0xC000_00E5_u32 as NTSTATUS;
 
-/// The kernel runtime as the control device sees it. Implemented by `src/tdi`'s runtime when it
-/// exists; tests implement it with mocks.
-pub trait KernelRuntime: NalControl + NalInterfaceProvider + Send {}
-impl<T: NalControl + NalInterfaceProvider + Send> KernelRuntime for T {}
+/// The kernel runtime as the control device sees it: [`super::nal::DriverNal`] over the TDI
+/// runtime; tests implement it with mocks.
+pub trait KernelRuntime: NalControl + NalInterfaceProvider + Send {
+    /// Stops the runtime (PASSIVE_LEVEL): acceptor stopped, connections closed, open operations
+    /// failed, threads joined, everything freed. `Err` describes what was left behind.
+    fn stop(self: Box<Self>) -> Result<(), String>;
+    /// The driver's own NAL, when this is one (tests reach its runtime through it).
+    fn as_driver_nal(&self) -> Option<&super::nal::DriverNal> {
+        None
+    }
+}
 
-/// Driver-wide control state: tunables and the (optional) running NAL.
+/// Driver-wide control state: tunables, the local interface, how to start the runtime, and the
+/// (optional) running NAL.
 pub struct Control {
     tunables: Tunables,
+    /// The NI's network and local IPv4 address (host order); `None` until configured.
+    local: Option<(Net, u32)>,
+    /// Starts the runtime on `NAL_CMD_START_DAEMON` (`None`: the command answers "not started").
+    starter: Option<Starter>,
     runtime: Option<Box<dyn KernelRuntime>>,
 }
 
@@ -59,8 +73,31 @@ impl Control {
     pub fn new(tunables: Tunables) -> Self {
         Control {
             tunables,
+            local: None,
+            starter: None,
             runtime: None,
         }
+    }
+
+    /// Sets how `NAL_CMD_START_DAEMON` starts the runtime (the driver: [`super::nal::start`]).
+    pub fn set_starter(&mut self, starter: Starter) {
+        self.starter = Some(starter);
+    }
+
+    /// Sets the NI's network and local IPv4 address (host order), which START_DAEMON needs.
+    pub fn set_local_address(&mut self, net: Net, ip: u32) {
+        self.local = Some((net, ip));
+    }
+
+    /// Stops and detaches the runtime, if one is attached (PASSIVE_LEVEL; `DriverUnload`, and
+    /// the stop path of tests). `None`: nothing was running.
+    pub fn stop(&mut self) -> Option<Result<(), String>> {
+        self.runtime.take().map(|rt| rt.stop())
+    }
+
+    /// The attached runtime as the driver's NAL (for tests and diagnostics).
+    pub fn driver_nal(&self) -> Option<&super::nal::DriverNal> {
+        self.runtime.as_deref().and_then(|rt| rt.as_driver_nal())
     }
 
     /// The tunables the runtime is to be started with.
@@ -112,13 +149,35 @@ impl NalControl for Control {
     fn serves_net(&self, net: Net) -> bool {
         self.rt_ref().map_or(true, |rt| rt.serves_net(net))
     }
+    /// Starts the runtime: a [`StartRequest`] from the registry tunables, the local address and
+    /// the command, given to the starter; the started runtime is attached. A second
+    /// START_DAEMON while running answers `InvalidState` (`STATUS_INVALID_DEVICE_STATE`:
+    /// already started; the runtime stops at unload). Without a starter or a local address the
+    /// NAL cannot start: `InvalidState` too.
     fn start_daemon(
         &mut self,
         port: u16,
         accept: AcceptPolicy,
         backlog: u32,
     ) -> Result<(), CtlError> {
-        self.rt()?.start_daemon(port, accept, backlog)
+        if self.runtime.is_some() {
+            return Err(CtlError::InvalidState);
+        }
+        let (Some(starter), Some((net, local_ip))) = (self.starter, self.local) else {
+            return Err(CtlError::InvalidState);
+        };
+        let req = StartRequest {
+            tunables: self.tunables.clone(),
+            net,
+            local_ip,
+            port,
+            accept,
+            backlog,
+            schedulers: 0,
+        };
+        let rt = starter(&req)?;
+        self.runtime = Some(rt);
+        Ok(())
     }
     fn connect_peer(
         &mut self,
@@ -410,6 +469,12 @@ mod tests {
         }
     }
 
+    impl KernelRuntime for MockRuntime {
+        fn stop(self: Box<Self>) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
     impl NalInterfaceProvider for MockRuntime {
         fn bind_lnet(
             &mut self,
@@ -616,6 +681,46 @@ mod tests {
             run(&mut ctl, &mut f, PASSIVE_LEVEL),
             (STATUS_INVALID_DEVICE_STATE, 0)
         );
+    }
+
+    #[test]
+    fn start_daemon_starts_through_the_starter_once() {
+        fn starter(req: &StartRequest) -> Result<Box<dyn KernelRuntime>, CtlError> {
+            assert_eq!(
+                (req.port, req.accept, req.backlog),
+                (988, AcceptPolicy::All, 7)
+            );
+            assert_eq!(req.local_ip, 0x7F00_0001);
+            Ok(Box::new(MockRuntime::default()))
+        }
+        let start = Command::StartDaemon {
+            port: 988,
+            accept: AcceptPolicy::All,
+            backlog: Some(7),
+        };
+        let (code, input) = request(&start);
+        let mut ctl = Control::new(Tunables::default());
+        ctl.set_starter(starter);
+        // No local address: cannot start.
+        let mut f = fake(code, &input, 224, true);
+        assert_eq!(
+            run(&mut ctl, &mut f, PASSIVE_LEVEL),
+            (STATUS_INVALID_DEVICE_STATE, 0)
+        );
+        ctl.set_local_address(Net::TCP0, 0x7F00_0001);
+        let mut f = fake(code, &input, 224, true);
+        assert_eq!(run(&mut ctl, &mut f, PASSIVE_LEVEL), (STATUS_SUCCESS, 0));
+        assert!(ctl.is_started());
+        // Already started.
+        let mut f = fake(code, &input, 224, true);
+        assert_eq!(
+            run(&mut ctl, &mut f, PASSIVE_LEVEL),
+            (STATUS_INVALID_DEVICE_STATE, 0)
+        );
+        assert!(ctl.driver_nal().is_none());
+        assert_eq!(ctl.stop(), Some(Ok(())));
+        assert_eq!(ctl.stop(), None);
+        assert!(!ctl.is_started());
     }
 
     #[test]

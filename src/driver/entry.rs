@@ -51,10 +51,13 @@ pub struct DriverState {
 }
 
 impl DriverState {
+    /// Nothing starts here: `NAL_CMD_START_DAEMON` starts the TDI runtime ([`super::nal::start`]).
     fn new(tunables: Tunables) -> Self {
+        let mut control = Control::new(tunables);
+        control.set_starter(super::nal::start);
         DriverState {
             open_handles: AtomicU32::new(0),
-            control: PassiveLock::new(Control::new(tunables)),
+            control: PassiveLock::new(control),
         }
     }
 }
@@ -253,7 +256,15 @@ unsafe fn delete_device(device: *mut DEVICE_OBJECT) {
         unsafe {
             let state = core::mem::replace(&mut (*ext).state, core::ptr::null_mut());
             if !state.is_null() {
-                drop(Box::from_raw(state));
+                let mut state = Box::from_raw(state);
+                // The runtime stops first, at PASSIVE_LEVEL (DriverUnload's): acceptor stopped,
+                // connections closed, open operations failed, threads joined, objects freed.
+                match state.control.get_mut().stop() {
+                    None => {}
+                    Some(Ok(())) => kinfo!("DriverUnload: NAL stopped"),
+                    Some(Err(e)) => kerror!("DriverUnload: NAL stopped unclean: {}", e.as_str()),
+                }
+                drop(state);
             }
         }
     }

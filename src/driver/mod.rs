@@ -13,6 +13,7 @@
 pub mod control;
 pub mod entry;
 pub mod lock;
+pub mod nal;
 pub mod nal_if;
 pub mod pool;
 pub mod registry;
