@@ -111,18 +111,23 @@ fn ioctls_start_connect_list_ping_close_and_stop_the_kernel_runtime() {
 
     let mut ctl = Control::new(Tunables::default());
     ctl.set_starter(tdinal::driver::nal::start);
-    ctl.set_local_address(Net::TCP0, u32::from(drv_ip));
 
-    // Before START_DAEMON: "not started".
+    // Before START_DAEMON: "not started", and without a NID the daemon cannot start.
     let (st, _) = ioctl(&mut ctl, &Command::GetPeer { index: 0 });
     assert_eq!(st, ntstatus::STATUS_INVALID_DEVICE_STATE);
-
-    // START_DAEMON starts the runtime; a second one answers "already started".
     let start = Command::StartDaemon {
         port: 988,
         accept: AcceptPolicy::Secure,
         backlog: Some(8),
     };
+    assert_eq!(
+        ioctl(&mut ctl, &start).0,
+        ntstatus::STATUS_INVALID_DEVICE_STATE
+    );
+    // `ptlctl mynid`: REGISTER_MYNID before the start configures the NID (and the interface).
+    assert_eq!(ok(&mut ctl, &Command::RegisterMyNid { nid: drv_nid }), None);
+
+    // START_DAEMON starts the runtime; a second one answers "already started".
     assert_eq!(ok(&mut ctl, &start), None);
     assert!(ctl.is_started());
     assert_eq!(

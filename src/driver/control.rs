@@ -84,7 +84,8 @@ impl Control {
         self.starter = Some(starter);
     }
 
-    /// Sets the NI's network and local IPv4 address (host order), which START_DAEMON needs.
+    /// Sets the NI's network and local IPv4 address (host order), which START_DAEMON needs
+    /// (`NAL_CMD_REGISTER_MYNID` before the start sets it from the NID).
     pub fn set_local_address(&mut self, net: Net, ip: u32) {
         self.local = Some((net, ip));
     }
@@ -208,7 +209,14 @@ impl NalControl for Control {
     fn close_connection(&mut self, nid: Option<Nid>, ip: Option<u32>) -> Result<(), CtlError> {
         self.rt()?.close_connection(nid, ip)
     }
+    /// Before START_DAEMON this is how the NID is configured (Portals' `ptlctl mynid`, the
+    /// socklnd NID's address is the local interface; the decoder already refused non-TCP and
+    /// wildcard NIDs). Once started, only the running NI's own NID is accepted.
     fn register_my_nid(&mut self, nid: Nid) -> Result<(), CtlError> {
+        if self.runtime.is_none() {
+            self.set_local_address(nid.net(), nid.addr());
+            return Ok(());
+        }
         self.rt()?.register_my_nid(nid)
     }
     fn push_connection(&mut self, nid: Option<Nid>) -> Result<(), CtlError> {
@@ -707,7 +715,12 @@ mod tests {
             run(&mut ctl, &mut f, PASSIVE_LEVEL),
             (STATUS_INVALID_DEVICE_STATE, 0)
         );
-        ctl.set_local_address(Net::TCP0, 0x7F00_0001);
+        // REGISTER_MYNID (ptlctl mynid) configures the address before the start.
+        let (mcode, minput) = request(&Command::RegisterMyNid {
+            nid: "127.0.0.1@tcp".parse().unwrap(),
+        });
+        let mut f = fake(mcode, &minput, 224, true);
+        assert_eq!(run(&mut ctl, &mut f, PASSIVE_LEVEL), (STATUS_SUCCESS, 0));
         let mut f = fake(code, &input, 224, true);
         assert_eq!(run(&mut ctl, &mut f, PASSIVE_LEVEL), (STATUS_SUCCESS, 0));
         assert!(ctl.is_started());
