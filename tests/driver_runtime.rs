@@ -11,6 +11,7 @@
 #![cfg(all(feature = "driver", feature = "tdi-emu", target_os = "linux"))]
 
 use std::net::Ipv4Addr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tdinal::driver::control::{execute_buffered, read_buffered, Control};
@@ -90,6 +91,28 @@ fn conns(ctl: &mut Control) -> Vec<tdinal::ioctl::ConnInfo> {
     v
 }
 
+/// One test at a time: the emulation's leak counters are process-wide.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn assert_emulation_clean() {
+    let mut o = emu::outstanding();
+    for _ in 0..300 {
+        if o.irps == 0 && o.mdls == 0 && o.handles == 0 && o.chained_tsdus == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        o = emu::outstanding();
+    }
+    assert_eq!(
+        (o.irps, o.mdls, o.handles, o.chained_tsdus),
+        (0, 0, 0, 0),
+        "{o:?}"
+    );
+    if let Some(v) = emu::violation() {
+        panic!("kernel rule violated: {v}");
+    }
+}
+
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -103,6 +126,7 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn ioctls_start_connect_list_ping_close_and_stop_the_kernel_runtime() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     emu::set_seed(0x5eed);
     let drv_ip = Ipv4Addr::new(127, 0, 93, 1);
     let node_ip = Ipv4Addr::new(127, 0, 93, 2);
@@ -272,24 +296,58 @@ fn ioctls_start_connect_list_ping_close_and_stop_the_kernel_runtime() {
     assert_eq!(ctl.stop(), None);
 
     // Nothing left in the emulated kernel.
-    let mut o = emu::outstanding();
-    for _ in 0..300 {
-        if o.irps == 0 && o.mdls == 0 && o.handles == 0 && o.chained_tsdus == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        o = emu::outstanding();
-    }
-    assert_eq!(
-        (o.irps, o.mdls, o.handles, o.chained_tsdus),
-        (0, 0, 0, 0),
-        "{o:?}"
-    );
-    if let Some(v) = emu::violation() {
-        panic!("kernel rule violated: {v}");
-    }
+    assert_emulation_clean();
 
     // The node saw its peer go and shuts down clean.
     let report = node.shutdown();
     report.check().expect("node shutdown clean");
+}
+
+/// `DriverUnload` with the connections still up: the stop closes them, joins the threads and
+/// frees everything; the node sees its peer go and shuts down clean.
+#[test]
+fn stopping_with_live_connections_leaves_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let drv_ip = Ipv4Addr::new(127, 0, 94, 1);
+    let node_ip = Ipv4Addr::new(127, 0, 94, 2);
+    let drv_nid = Nid::new(Net::TCP0, u32::from(drv_ip));
+    let node_nid = Nid::new(Net::TCP0, u32::from(node_ip));
+    let node = Node::start(NodeConfig::new(node_nid)).expect("node start");
+
+    let mut ctl = Control::new(Tunables::default());
+    ctl.set_starter(tdinal::driver::nal::start);
+    ok(&mut ctl, &Command::RegisterMyNid { nid: drv_nid });
+    ok(
+        &mut ctl,
+        &Command::StartDaemon {
+            port: 988,
+            accept: AcceptPolicy::Secure,
+            backlog: None,
+        },
+    );
+    ok(
+        &mut ctl,
+        &Command::ConnectPeer {
+            nid: node_nid,
+            ip: u32::from(node_ip),
+            port: 988,
+            ctype: None,
+        },
+    );
+    wait_until("three connections", 30, || conns(&mut ctl).len() == 3);
+    node.handle()
+        .ping(ProcessId::lustre(drv_nid), Duration::from_secs(10))
+        .expect("node pings the driver");
+
+    let t = Instant::now();
+    assert_eq!(ctl.stop(), Some(Ok(())));
+    // Normally ~15 ms. Occasionally (seen 2 runs in 10) TdiRuntime::stop waits its full 10 s for
+    // the schedulers to release the closed connections and then tears them down itself (the
+    // emulation is still left clean): reported, not failed, until src/tdi reports that case.
+    eprintln!("stop with live connections took {:?}", t.elapsed());
+    assert_emulation_clean();
+    wait_until("the node sees no connection", 15, || {
+        node.handle().conns().is_empty()
+    });
+    node.shutdown().check().expect("node shutdown clean");
 }
