@@ -47,26 +47,10 @@ fn wait_put_received(rt: &TdiRuntime, ev: &mut Events, bits: u64) -> Vec<u8> {
     })
 }
 
-fn assert_no_leaks() {
-    // Leftovers of an orderly stop are bugs; give completions a moment to settle.
-    let mut o = emu::outstanding();
-    for _ in 0..200 {
-        if o.irps == 0 && o.mdls == 0 && o.handles == 0 && o.chained_tsdus == 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        o = emu::outstanding();
-    }
-    assert_eq!(o.irps, 0, "IRPs leaked: {o:?}");
-    assert_eq!(o.mdls, 0, "MDLs leaked: {o:?}");
-    assert_eq!(o.handles, 0, "handles leaked: {o:?}");
-    assert_eq!(o.chained_tsdus, 0, "chained TSDUs not returned: {o:?}");
-}
-
 /// Handshake, ping both ways, 1 MiB PUTs both ways (ZC-ACKs), GET.
 fn traffic(seed: u64, net: u8) {
     emu::set_seed(seed);
-    let (a_ip, b_ip) = (ip(127, 0, net, 1), ip(127, 0, net, 2));
+    let (a_ip, b_ip) = (lo(net, 1), lo(net, 2));
     let a = start(config(a_ip, 0xa000 + seed, 988));
     let b = start(config(b_ip, 0xb000 + seed, 988));
     let (mut ea, mut eb) = (Events::default(), Events::default());
@@ -108,8 +92,8 @@ fn traffic(seed: u64, net: u8) {
     });
     assert_eq!(got.expect("GET ok"), served);
 
-    a.stop();
-    b.stop();
+    stop_clean(a, "A");
+    stop_clean(b, "B");
     assert_no_leaks();
 }
 

@@ -245,7 +245,7 @@ pub unsafe extern "system" fn acceptor_main(context: *mut c_void) {
     let Some(l) = shared.listener.lock().clone() else {
         return;
     };
-    while !shared.stop.load(Ordering::Acquire) {
+    while !shared.stop_acceptor.load(Ordering::Acquire) {
         l.event.wait(Some(100));
         l.service();
         runtime::start_pending_connects(shared);

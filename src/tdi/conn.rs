@@ -35,9 +35,6 @@ pub const TSDU_LOW_WATER: usize = 256 << 10;
 pub const RECV_IRP_MAX: usize = 256 << 10;
 /// Chained TSDUs up to this size are copied; larger ones are retained (`STATUS_PENDING`).
 pub const CHAINED_COPY_MAX: u32 = 2048;
-/// Send slices up to this size are copied into the send context rather than described in
-/// place (the engine's packed headers live inside its queue; see docs/tdi.md).
-pub const SEND_COPY_MAX: usize = 128;
 /// Slices per `TDI_SEND`.
 pub const SEND_MAX_SLICES: usize = 32;
 
@@ -691,14 +688,13 @@ pub fn post_pull(conn: &Arc<Conn>) {
 // ------------------------------------------------------------------------------------------------
 // Send
 
-/// One in-flight `TDI_SEND`: the two references, the IRP, its MDLs and the copies of small
-/// slices.
+/// One in-flight `TDI_SEND`: the two references, the IRP and its MDLs (which describe the
+/// engine's lent bytes in place).
 pub struct SendCtx {
     refs: SendRefs,
     conn: Arc<Conn>,
     irp: *mut IRP,
     mdls: Vec<*mut MDL>,
-    _copies: Vec<Box<[u8]>>,
 }
 
 impl SendCtx {
@@ -736,14 +732,19 @@ pub enum SendOutcome {
     Failed,
 }
 
-/// Builds MDLs over `slices` (lent by the engine, valid until `tx_commit`/`release`) and
-/// submits one `TDI_SEND`. PASSIVE_LEVEL; the caller has set `F_SEND_INFLIGHT`.
+/// Builds one MDL per slice over the engine's own bytes and submits one `TDI_SEND`.
+/// PASSIVE_LEVEL; the caller has set `F_SEND_INFLIGHT`.
+///
+/// Nothing is copied: the engine lends `slices` from `tx_slices` and guarantees they stay
+/// valid, unchanged and at the same address until `tx_commit` or `release`, however many
+/// messages are queued meanwhile (queued transmissions are boxed, so their packed headers never
+/// move). The transport reads them through the MDLs whenever it sends, possibly long after
+/// this returns.
 pub fn submit_send(conn: &Arc<Conn>, slices: &[&[u8]]) -> SendOutcome {
     let Some((device, file, stack)) = conn.conn_target() else {
         return SendOutcome::Failed;
     };
     let mut mdls: Vec<*mut MDL> = Vec::new();
-    let mut copies: Vec<Box<[u8]>> = Vec::new();
     let mut total: usize = 0;
     let free_mdls = |mdls: &Vec<*mut MDL>| {
         for &m in mdls {
@@ -751,27 +752,23 @@ pub fn submit_send(conn: &Arc<Conn>, slices: &[&[u8]]) -> SendOutcome {
             unsafe { IoFreeMdl(m) };
         }
     };
+    if mdls.try_reserve_exact(slices.len()).is_err() {
+        return SendOutcome::Failed;
+    }
     for s in slices {
         if s.is_empty() {
             continue;
         }
-        let (ptr, len) = if s.len() <= SEND_COPY_MAX {
-            let b: Box<[u8]> = Box::from(*s);
-            let p = b.as_ptr();
-            copies.push(b);
-            (p, s.len())
-        } else {
-            (s.as_ptr(), s.len())
-        };
+        let len = s.len();
         let Ok(len32) = u32::try_from(len) else {
             free_mdls(&mdls);
             return SendOutcome::Failed;
         };
-        // SAFETY: IRQL <= DISPATCH_LEVEL; the memory (engine slice, valid until commit, or our
-        // copy, freed with the context) outlives the MDL.
+        // SAFETY: IRQL <= DISPATCH_LEVEL; the engine's slice stays valid and in place until
+        // tx_commit/release, which happen only after this send's IRP and MDLs are freed.
         let m = unsafe {
             IoAllocateMdl(
-                ptr as *mut c_void,
+                s.as_ptr() as *mut c_void,
                 len32,
                 FALSE,
                 FALSE,
@@ -782,8 +779,12 @@ pub fn submit_send(conn: &Arc<Conn>, slices: &[&[u8]]) -> SendOutcome {
             free_mdls(&mdls);
             return SendOutcome::Failed;
         }
-        // SAFETY: all driver memory is non-paged pool.
+        // SAFETY: all driver memory (the engine's buffers included) is non-paged pool.
         unsafe { MmBuildMdlForNonPagedPool(m) };
+        // SAFETY: our fresh MDL. It describes the engine's bytes themselves, not a copy.
+        debug_assert!(unsafe {
+            MmGetMdlVirtualAddress(m) as *const u8 == s.as_ptr() && MmGetMdlByteCount(m) == len32
+        });
         if let Some(&prev) = mdls.last() {
             // SAFETY: our MDL, chained before submission.
             unsafe { (*prev).Next = m };
@@ -806,7 +807,6 @@ pub fn submit_send(conn: &Arc<Conn>, slices: &[&[u8]]) -> SendOutcome {
         conn: conn.clone(),
         irp,
         mdls,
-        _copies: copies,
     }));
     conn.io_start();
     // SAFETY: a fresh IRP; the context lives until the last reference is dropped.

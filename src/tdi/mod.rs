@@ -24,4 +24,4 @@ pub mod tsdu;
 #[cfg(all(feature = "tdi-emu", target_os = "linux"))]
 pub mod emu;
 
-pub use runtime::{TdiConfig, TdiEngine, TdiRuntime, TdiStats};
+pub use runtime::{TdiConfig, TdiEngine, TdiRuntime, TdiStats, TdiStopReport};

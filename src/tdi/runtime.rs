@@ -27,11 +27,13 @@ use super::conn::*;
 use super::obj::{self, KEvent, SysThread};
 use super::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, SpinLock};
 use super::tsdu::TsduEntry;
-use crate::engine::{Action, ConnAddrs, ConnId, Engine, LocalNi, Time, Tunables};
+use crate::engine::{Action, ConnAddrs, ConnId, Engine, LocalNi, Stats, Time, Tunables};
 use crate::kernel::*;
 use crate::lnet::{Lnet, LnetEvent};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
@@ -75,6 +77,56 @@ pub struct TdiStats {
     pub error_events: AtomicU64,
     pub teardowns: AtomicU64,
     pub lost_wakeups_avoided: AtomicU64,
+}
+
+/// What [`TdiRuntime::stop`] left behind: everything should be zero (the user-space runtime's
+/// `ShutdownReport` checks the same).
+#[derive(Clone, Debug)]
+pub struct TdiStopReport {
+    /// The engine's counters and gauges after the last connection was released.
+    pub stats: Stats,
+    /// `engine.is_idle()`: no connection, no peer left.
+    pub idle: bool,
+    /// LNet operations still open when the engine was done (a ping or GET in flight, a PUT
+    /// whose LNet ACK was lost with its connection); `Lnet::shutdown` failed them, each with
+    /// its one completion.
+    pub lnet_ops_failed: usize,
+    /// LNet operations still open after that (a bug).
+    pub lnet_ops_open: usize,
+    /// Connections the schedulers had not released within the stop's wait, torn down by `stop`.
+    pub forced_teardowns: usize,
+}
+
+impl TdiStopReport {
+    /// Ok when the engine is idle with its gauges at zero, no LNet operation is left and no
+    /// connection had to be torn down by force.
+    pub fn check(&self) -> Result<(), String> {
+        let s = &self.stats;
+        let mut left = String::new();
+        for (n, v) in [
+            ("conns_open", s.conns_open),
+            ("peers", s.peers),
+            ("rx_msgs_open", s.rx_msgs_open),
+            ("tx_msgs_open", s.tx_msgs_open()),
+            ("zc_waiting", s.zc_waiting),
+        ] {
+            if v != 0 {
+                left.push_str(&format!(" {n}={v}"));
+            }
+        }
+        if self.idle && left.is_empty() && self.lnet_ops_open == 0 && self.forced_teardowns == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "unclean stop: engine idle={}, forced teardowns={}, LNet ops open={}, gauges \
+                 left:{}",
+                self.idle,
+                self.forced_teardowns,
+                self.lnet_ops_open,
+                if left.is_empty() { " none" } else { &left }
+            ))
+        }
+    }
 }
 
 /// A lock for the engine: a synchronization event used as a mutex. PASSIVE_LEVEL only (the wait
@@ -133,6 +185,8 @@ pub struct Core {
     pub conns: BTreeMap<ConnId, Arc<Conn>>,
     /// Connects waiting to be started outside the lock.
     pending_connects: Vec<(ConnId, u32, u16)>,
+    /// Connects the engine closed before they were started: released by `drain`.
+    release_now: Vec<ConnId>,
 }
 
 /// A scheduler's run queue.
@@ -148,7 +202,11 @@ pub struct Shared {
     pub events: SpinLock<VecDeque<LnetEvent>>,
     pub stats: TdiStats,
     pub cfg: TdiConfig,
+    /// The scheduler threads leave (set last in `stop`, after every connection is gone).
     pub stop: AtomicBool,
+    /// The acceptor thread leaves (set first in `stop`). A flag of its own: the schedulers must
+    /// keep running while the acceptor is joined, to tear the connections down.
+    pub stop_acceptor: AtomicBool,
     next_port: AtomicU32,
     rr: AtomicUsize,
     /// Set when a wake-up could not be queued (no memory): schedulers sweep every connection.
@@ -239,12 +297,14 @@ impl TdiRuntime {
                 lnet: Lnet::new(cfg.ni),
                 conns: BTreeMap::new(),
                 pending_connects: Vec::new(),
+                release_now: Vec::new(),
             }),
             scheds,
             events: SpinLock::new(VecDeque::new()),
             stats: TdiStats::default(),
             cfg: cfg.clone(),
             stop: AtomicBool::new(false),
+            stop_acceptor: AtomicBool::new(false),
             next_port: AtomicU32::new(1023),
             rr: AtomicUsize::new(0),
             sweep: AtomicBool::new(false),
@@ -338,13 +398,35 @@ impl TdiRuntime {
         self.shared.core.lock().conns.len()
     }
 
-    /// Shuts down: stops accepting, closes every connection through the engine, waits (bounded)
-    /// for them to be released, stops the threads and closes the listener. PASSIVE_LEVEL.
-    pub fn stop(mut self) {
-        self.stop_inner();
+    /// The addresses of every connection the runtime still holds, established or not (a port
+    /// or address not known yet is 0): `(local_ip, local_port, peer_ip, peer_port)`, host order.
+    pub fn conn_addrs(&self) -> Vec<ConnAddrs> {
+        let core = self.shared.core.lock();
+        let mut v = Vec::new();
+        if v.try_reserve(core.conns.len()).is_ok() {
+            for c in core.conns.values() {
+                let (local_ip, local_port) = unpack_addr(c.local.load(Ordering::Acquire));
+                let (peer_ip, peer_port) = unpack_addr(c.peer.load(Ordering::Acquire));
+                v.push(ConnAddrs {
+                    local_ip,
+                    local_port,
+                    peer_ip,
+                    peer_port,
+                });
+            }
+        }
+        v
     }
 
-    fn stop_inner(&mut self) {
+    /// Shuts down: stops accepting, closes every connection through the engine, waits (bounded)
+    /// for them to be released, stops the threads, closes the listener and fails the LNet
+    /// operations that can no longer complete. PASSIVE_LEVEL. The report says whether anything
+    /// was left ([`TdiStopReport::check`]).
+    pub fn stop(mut self) -> TdiStopReport {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> TdiStopReport {
         let shared = self.shared.clone();
         // 1. No new connections.
         let listener = shared.listener.lock().clone();
@@ -352,7 +434,7 @@ impl TdiRuntime {
             l.stop_accepting();
         }
         if let Some((t, arg)) = self.acceptor.take() {
-            shared.stop.store(true, Ordering::Release);
+            shared.stop_acceptor.store(true, Ordering::Release);
             if let Some(l) = listener.as_ref() {
                 l.event.set();
             }
@@ -360,7 +442,6 @@ impl TdiRuntime {
             // SAFETY: the thread ended: its argument is ours again.
             drop(unsafe { Box::from_raw(arg as *mut ThreadArg) });
         }
-        shared.stop.store(false, Ordering::Release);
         // 2. Close everything through the engine and let the schedulers tear down.
         {
             let now = shared.now();
@@ -390,6 +471,7 @@ impl TdiRuntime {
             let core = shared.core.lock();
             core.conns.values().cloned().collect()
         };
+        let forced_teardowns = left.len();
         for c in left {
             teardown(&shared, &c);
         }
@@ -403,13 +485,26 @@ impl TdiRuntime {
         if let Some(l) = l {
             l.close();
         }
+        // 5. LNet operations whose answer can no longer come fail now (each completes once).
+        let mut core = shared.core.lock();
+        let c = &mut *core;
+        let lnet_ops_failed = c.lnet.ops_open();
+        c.lnet.shutdown();
+        while c.lnet.poll_event().is_some() {}
+        TdiStopReport {
+            stats: c.engine.stats,
+            idle: c.engine.is_idle(),
+            lnet_ops_failed,
+            lnet_ops_open: c.lnet.ops_open(),
+            forced_teardowns,
+        }
     }
 }
 
 impl Drop for TdiRuntime {
     fn drop(&mut self) {
         if !self.threads.is_empty() || self.acceptor.is_some() {
-            self.stop_inner();
+            let _ = self.stop_inner();
         }
     }
 }
@@ -431,6 +526,10 @@ pub fn drain(shared: &Shared, core: &mut Core, now: Time) {
         while let Some(a) = core.engine.poll_action() {
             moved = true;
             act(core, a);
+        }
+        while let Some(id) = core.release_now.pop() {
+            moved = true;
+            core.engine.release(now, id);
         }
         if !moved {
             return;
@@ -462,6 +561,11 @@ fn act(core: &mut Core, a: Action) {
                     c.set(F_CLOSE);
                 }
                 c.wake();
+            } else if let Some(i) = core.pending_connects.iter().position(|p| p.0 == conn) {
+                // Closed (shutdown, a timeout) before its connect was started: nothing was
+                // opened, so it is released at once.
+                core.pending_connects.remove(i);
+                core.release_now.push(conn);
             }
         }
     }
@@ -478,18 +582,43 @@ fn next_port(shared: &Shared) -> u16 {
 }
 
 /// Starts the connects the engine asked for (outside the engine lock: object creation blocks).
+///
+/// Each connection enters the table in the critical section that takes it off the pending
+/// list, so an `Action::Close` the engine issues at any later point finds it (one issued
+/// earlier is handled by `act`). A connection closed before its objects were opened is not
+/// opened at all: its first pass tears it down and releases it.
 pub fn start_pending_connects(shared: &Arc<Shared>) {
-    let list = core::mem::take(&mut shared.core.lock().pending_connects);
-    for (id, ip, port) in list {
-        let conn = Conn::new(shared.clone(), Kind::Active, shared.pick_sched());
-        conn.id.store(id.0, Ordering::Release);
-        conn.target.store(pack_addr(ip, port), Ordering::Release);
-        conn.set(F_REGISTERED);
-        shared.core.lock().conns.insert(id, conn.clone());
+    let started: Vec<Arc<Conn>> = {
+        let mut core = shared.core.lock();
+        let c = &mut *core;
+        let list = core::mem::take(&mut c.pending_connects);
+        let mut started = Vec::new();
+        for (id, ip, port) in list {
+            let conn = Conn::new(shared.clone(), Kind::Active, shared.pick_sched());
+            conn.id.store(id.0, Ordering::Release);
+            conn.target.store(pack_addr(ip, port), Ordering::Release);
+            conn.set(F_REGISTERED);
+            if started.try_reserve(1).is_err() {
+                // No memory for the list: the connect fails (and is released by its pass).
+                conn.connect_status
+                    .store(STATUS_INSUFFICIENT_RESOURCES, Ordering::Release);
+                conn.set(F_CONNECT_DONE);
+                c.conns.insert(id, conn.clone());
+                conn.activate();
+                continue;
+            }
+            c.conns.insert(id, conn.clone());
+            started.push(conn);
+        }
+        started
+    };
+    for conn in started {
         shared.stats.connects.fetch_add(1, Ordering::Relaxed);
-        if let Err(st) = open_active(shared, &conn) {
-            conn.connect_status.store(st, Ordering::Release);
-            conn.set(F_CONNECT_DONE);
+        if !conn.has(F_CLOSE) {
+            if let Err(st) = open_active(shared, &conn) {
+                conn.connect_status.store(st, Ordering::Release);
+                conn.set(F_CONNECT_DONE);
+            }
         }
         conn.activate();
     }
@@ -829,9 +958,9 @@ fn pump_tx(shared: &Arc<Shared>, conn: &Arc<Conn>, id: ConnId) {
                 return;
             }
             conn.set(F_SEND_INFLIGHT);
-            // The slices stay valid until tx_commit/release even after the lock is dropped
-            // (engine contract); the MDLs are built over them now and the IRP submitted with the
-            // engine lock still held, so no engine call runs in between on this connection.
+            // The slices stay valid, unchanged and in place until tx_commit/release even after
+            // the lock is dropped and more messages are queued (engine contract): the MDLs
+            // describe them directly. The IRP is submitted with the engine lock still held.
             submit_send(conn, out.get(..n).unwrap_or(&[]))
         };
         match outcome {

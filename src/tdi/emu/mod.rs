@@ -125,10 +125,13 @@ pub fn violation() -> Option<String> {
 
 /// Makes the transport reset every connection whose local and peer addresses match `pred`, as
 /// if the network had: the local client gets `ClientEventError` and `ClientEventDisconnect`
-/// (abort), and the peer's socket gets an RST. Returns how many connections were reset.
+/// (abort), and the peer's socket gets an RST. Only connections whose TCP connection exists
+/// are matched (one still connecting is not). The reset takes effect on each connection's
+/// reader thread within a poll period (20 ms): until then its data still flows. Returns the
+/// `(local, peer)` addresses of the connections reset.
 pub fn inject_reset(
     pred: impl Fn(std::net::SocketAddrV4, std::net::SocketAddrV4) -> bool,
-) -> usize {
+) -> Vec<(std::net::SocketAddrV4, std::net::SocketAddrV4)> {
     tcp::inject_reset(&pred)
 }
 

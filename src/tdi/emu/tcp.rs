@@ -1293,20 +1293,22 @@ fn reset_from_network(c: &Arc<ConnEp>, _s: &Arc<TcpStream>) {
     abort(c, true);
 }
 
-pub(crate) fn inject_reset(pred: &dyn Fn(SocketAddrV4, SocketAddrV4) -> bool) -> usize {
+pub(crate) fn inject_reset(
+    pred: &dyn Fn(SocketAddrV4, SocketAddrV4) -> bool,
+) -> Vec<(SocketAddrV4, SocketAddrV4)> {
     let all: Vec<Arc<ConnEp>> = lock(&CONNS).iter().filter_map(Weak::upgrade).collect();
-    let mut n = 0;
+    let mut reset = Vec::new();
     for c in all {
         let mut st = lock(&c.st);
         if let (Some(l), Some(p), false, false) = (st.local, st.peer, st.closed, st.abort) {
             if pred(l, p) {
                 st.inject = true;
                 c.cv.notify_all();
-                n += 1;
+                reset.push((l, p));
             }
         }
     }
-    n
+    reset
 }
 
 /// `IRP_MJ_CLEANUP` of a file object (its last handle closed): stops the endpoint, cancels its
