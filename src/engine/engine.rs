@@ -93,6 +93,25 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
     pub fn ni(&self) -> LocalNi {
         self.ni
     }
+
+    /// Bytes of the engine's own fixed structures per connection: its slot in the connection
+    /// table with the connection inline (handshake reader, receive state with both header
+    /// buffers, transmit queue head). Queued messages, peers and routes come on top.
+    pub fn conn_footprint() -> usize {
+        Table::<Conn<P, S>>::slot_size()
+    }
+
+    /// Bytes of one queued transmission (boxed, one allocation per message): framing packed in
+    /// place, the payload handle, cookies.
+    pub fn tx_footprint() -> usize {
+        core::mem::size_of::<Tx<P>>()
+    }
+
+    /// Bytes of one peer record (routes, connection list, ZC waits and parked messages are
+    /// separate allocations).
+    pub fn peer_footprint() -> usize {
+        core::mem::size_of::<Peer<P>>()
+    }
     pub fn tunables(&self) -> &Tunables {
         &self.cfg
     }
@@ -508,6 +527,17 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             }
             ConnState::Established => {
                 let (proto, endian) = (c.proto, c.rx_endian);
+                if let super::rx::RxState::Payload {
+                    sink: Some(_),
+                    mlen,
+                    got,
+                    ..
+                } = c.rx.state
+                {
+                    let into_sink = (mlen.saturating_sub(got) as usize).min(n);
+                    self.stats.rx_payload_bytes =
+                        self.stats.rx_payload_bytes.wrapping_add(into_sink as u64);
+                }
                 if let Some(item) = c.rx.commit(n, proto, endian, &self.scratch) {
                     self.handle_rx_item(conn, item, now);
                 }

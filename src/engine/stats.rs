@@ -18,6 +18,9 @@ pub struct Stats {
     pub tx_bytes: u64,
     /// Payload bytes the engine copied into sinks (the runtime's direct reads are not copies by us).
     pub rx_payload_copied: u64,
+    /// Payload bytes that reached sinks, however they got there (`rx_commit` after a read
+    /// straight into the sink, or copied by `handle_rx`).
+    pub rx_payload_bytes: u64,
     pub zc_requests: u64,
     pub zc_acks_received: u64,
     pub zc_acks_piggybacked: u64,

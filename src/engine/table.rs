@@ -32,6 +32,11 @@ impl<T> Default for Table<T> {
 }
 
 impl<T> Table<T> {
+    /// Bytes one slot takes (the value is stored inline).
+    pub fn slot_size() -> usize {
+        core::mem::size_of::<Slot<T>>()
+    }
+
     /// Reserves a fresh id (its slot stays empty until `insert`).
     pub fn next_id(&mut self) -> ConnId {
         let slot = match self.free.pop() {

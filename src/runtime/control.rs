@@ -387,6 +387,7 @@ pub fn format_stats(s: &NodeStats) -> Vec<String> {
         ("rx_bytes", e.rx_bytes),
         ("tx_bytes", e.tx_bytes),
         ("rx_payload_copied", e.rx_payload_copied),
+        ("rx_payload_bytes", e.rx_payload_bytes),
         ("zc_requests", e.zc_requests),
         ("zc_acks_received", e.zc_acks_received),
         ("zc_acks_piggybacked", e.zc_acks_piggybacked),

@@ -15,6 +15,7 @@
 #![cfg(unix)]
 
 pub mod acceptor;
+pub mod bench;
 pub mod config;
 pub mod control;
 pub mod log;
@@ -22,9 +23,11 @@ pub mod nal;
 pub mod node;
 pub mod sched;
 pub mod sys;
+pub mod traffic;
 
 pub use config::NodeConfig;
 pub use node::{
     data_hash, put_digest, put_pattern, ConnMeta, ConnView, ConnectFailure, Node, NodeHandle,
     NodeStats, PutCounters, PutReport, ShutdownReport, StartError, PUT_PORTAL,
 };
+pub use traffic::{ConnDown, ReceivedPut};

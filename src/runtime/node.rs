@@ -121,6 +121,20 @@ pub struct RtCounters {
     pub connects: AtomicU64,
     pub connect_port_retries: AtomicU64,
     pub forced_closes: AtomicU64,
+    /// Bytes the runtime copied on the send path before writing: none, every slice is lent
+    /// (`sys::Lent`); counted here if that ever changes.
+    pub tx_copied_bytes: AtomicU64,
+    /// Bytes the runtime copied on the receive path after reading (it reads straight into the
+    /// engine's buffers, so nothing so far).
+    pub rx_copied_bytes: AtomicU64,
+    /// Reads that found nothing (EAGAIN).
+    pub reads_eagain: AtomicU64,
+    /// poll(2) calls of the scheduler threads.
+    pub polls: AtomicU64,
+    /// Acquisitions of the node lock.
+    pub lock_acquisitions: AtomicU64,
+    /// Wake-ups written to scheduler threads.
+    pub sched_wakeups: AtomicU64,
 }
 
 /// PUTs received by the LNet layer, as the test portal saw them.
@@ -151,6 +165,8 @@ pub(crate) struct Shared {
     pub tag: String,
     pub puts: Mutex<PutCounters>,
     pub rt: RtCounters,
+    /// Received PUTs and connection closes for the library user (`traffic`).
+    pub taps: super::traffic::Taps,
 }
 
 macro_rules! nlog {
@@ -171,6 +187,7 @@ impl Shared {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Core> {
+        self.rt.lock_acquisitions.fetch_add(1, Ordering::Relaxed);
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -190,6 +207,7 @@ impl Shared {
     pub fn wake(&self, s: usize) {
         if let Some(slot) = self.scheds.get(s) {
             if !slot.notified.swap(true, Ordering::AcqRel) {
+                self.rt.sched_wakeups.fetch_add(1, Ordering::Relaxed);
                 use std::io::Write;
                 let _ = (&slot.waker).write(&[1]);
             }
@@ -326,6 +344,11 @@ impl Shared {
                     &self.tag,
                     format_args!("connection {} to {who} closed: {reason}", conn),
                 );
+                self.taps.conn_down(super::traffic::ConnDown {
+                    conn: *conn,
+                    peer: *peer,
+                    reason: *reason,
+                });
                 if let Some(p) = peer {
                     c.down_seq = c.down_seq.wrapping_add(1);
                     c.last_down.insert(*p, (c.down_seq, *reason));
@@ -385,16 +408,32 @@ impl Shared {
     /// Work done outside the lock: digesting received PUTs.
     pub fn deliver(&self, evs: Vec<LnetEvent>) {
         for ev in evs {
-            if let LnetEvent::PutReceived { data, portal, .. } = ev {
+            if let LnetEvent::PutReceived {
+                from,
+                portal,
+                match_bits,
+                hdr_data,
+                data,
+            } = ev
+            {
                 let h = if portal == PUT_PORTAL {
                     data_hash(&data)
                 } else {
                     0
                 };
-                let mut p = self.puts.lock().unwrap_or_else(|e| e.into_inner());
-                p.count = p.count.wrapping_add(1);
-                p.bytes = p.bytes.wrapping_add(data.len() as u64);
-                p.digest = p.digest.wrapping_add(h);
+                {
+                    let mut p = self.puts.lock().unwrap_or_else(|e| e.into_inner());
+                    p.count = p.count.wrapping_add(1);
+                    p.bytes = p.bytes.wrapping_add(data.len() as u64);
+                    p.digest = p.digest.wrapping_add(h);
+                }
+                self.taps.put(super::traffic::ReceivedPut {
+                    from,
+                    portal,
+                    match_bits,
+                    hdr_data,
+                    data,
+                });
             }
         }
     }
@@ -632,6 +671,7 @@ impl Node {
             tag,
             puts: Mutex::new(PutCounters::default()),
             rt: RtCounters::default(),
+            taps: Default::default(),
         });
         let mut node = Node {
             handle: NodeHandle {
@@ -1123,6 +1163,12 @@ impl NodeHandle {
                 ("connects", l(&r.connects)),
                 ("connect_port_retries", l(&r.connect_port_retries)),
                 ("forced_closes", l(&r.forced_closes)),
+                ("socket_reads_eagain", l(&r.reads_eagain)),
+                ("sched_polls", l(&r.polls)),
+                ("tx_copied_bytes", l(&r.tx_copied_bytes)),
+                ("rx_copied_bytes", l(&r.rx_copied_bytes)),
+                ("lock_acquisitions", l(&r.lock_acquisitions)),
+                ("sched_wakeups", l(&r.sched_wakeups)),
             ],
             schedulers: self.shared.scheds.len(),
         }

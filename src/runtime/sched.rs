@@ -5,7 +5,7 @@
 //! TDI_SEND IRPs; see `docs/runtime.md`).
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -24,7 +24,7 @@ const READ_BUDGET: usize = 4 << 20;
 /// Most bytes written to one connection per poll round.
 const WRITE_BUDGET: usize = 8 << 20;
 /// Slices asked from `tx_slices` per send.
-const MAX_IOV: usize = 64;
+const MAX_IOV: usize = sys::LENT_MAX_IOV;
 /// Lowest privileged source port (Lustre's `LNET_ACCEPTOR_MIN_RESERVED_PORT`).
 const MIN_RESERVED_PORT: u16 = 512;
 const MAX_RESERVED_PORT: u16 = 1023;
@@ -86,6 +86,12 @@ impl RtConn {
             flushing: None,
         }
     }
+}
+
+/// Bytes a connection takes in its scheduler's table (key and state inline; the send in
+/// flight's slice list grows on first use).
+pub(crate) fn rt_conn_footprint() -> usize {
+    std::mem::size_of::<ConnId>() + std::mem::size_of::<RtConn>()
 }
 
 fn errno(e: &io::Error) -> i32 {
@@ -188,6 +194,7 @@ pub(crate) fn run(sh: Arc<Shared>, idx: usize, wake: UnixStream) {
             }
         }
         let timeout = if s.stop_since.is_some() { 20 } else { 200 };
+        s.sh.rt.polls.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = sys::poll(&mut fds, timeout) {
             nlog!(s.sh, Error, "scheduler {idx}: poll failed: {e}");
             std::thread::sleep(Duration::from_millis(10));
@@ -522,7 +529,9 @@ impl Sched {
                     budget = budget.saturating_sub(n);
                     stop = budget == 0;
                 }
-                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.sh.rt.reads_eagain.fetch_add(1, Ordering::Relaxed);
+                }
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => stop = false,
                 Some(Err(e)) => {
                     c.reading = false;
@@ -557,6 +566,7 @@ impl Sched {
                 let n = g.engine.tx_slices(id, &mut out);
                 c.lent.capture(out.get(..n).unwrap_or(&[]));
             }
+
             if c.lent.is_empty() {
                 c.want_send = false;
                 if c.flushing.is_some() {
@@ -595,8 +605,7 @@ impl Sched {
         let sock = c.sock.as_ref()?;
         let mut sock: &TcpStream = sock;
         let r = loop {
-            let slices = c.lent.io_slices();
-            match sock.write_vectored(&slices) {
+            match c.lent.write_to(&mut sock) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }

@@ -224,39 +224,34 @@ pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<usize> {
 }
 
 /// The bytes of a send in flight, held while the engine lock is released (one TDI_SEND IRP's
-/// MDL chain). Slices short enough to live inside the engine's own structures (a packed
-/// header: at most [`crate::engine::tx::MAX_HEAD`] bytes) are copied into `heads`; longer ones
-/// are payload buffers and handshake messages on the heap, which the engine keeps in place and
-/// unchanged until `tx_commit` or `release` (its `tx_slices` contract) — those are lent, not
-/// copied.
+/// MDL chain): every slice `Engine::tx_slices` lent — packed framing, which the engine keeps
+/// boxed per message at a fixed address, payload buffers and handshake messages — recorded as
+/// (pointer, length) and written from where it is, without a copy. The engine keeps those
+/// bytes in place and unchanged until `tx_commit` or `release` (its `tx_slices` contract).
 #[derive(Default)]
 pub struct Lent {
-    /// (pointer, length) of every slice in order; copied slices point into `heads`.
+    /// (pointer, length) of every slice in order. Its capacity is kept between sends (no
+    /// allocation per send once it has grown).
     parts: Vec<(*const u8, usize)>,
-    heads: Vec<Box<[u8]>>,
     pub total: usize,
 }
+
+/// Most slices one vectored write takes from a [`Lent`] (the runtime asks for no more).
+pub const LENT_MAX_IOV: usize = 64;
 
 impl Lent {
     /// Records `slices` (from `Engine::tx_slices`). The caller then releases the engine lock,
     /// and must not call `tx_commit` or `release` for this connection, nor drop its engine,
-    /// before it is done with [`Lent::io_slices`].
+    /// before it is done with [`Lent::write_to`].
     pub fn capture(&mut self, slices: &[&[u8]]) {
         self.parts.clear();
-        self.heads.clear();
         self.total = 0;
-        for s in slices {
+        for s in slices.iter().take(LENT_MAX_IOV) {
             if s.is_empty() {
                 continue;
             }
             self.total = self.total.saturating_add(s.len());
-            if s.len() <= crate::engine::tx::MAX_HEAD {
-                let b: Box<[u8]> = Box::from(*s);
-                self.parts.push((b.as_ptr(), b.len()));
-                self.heads.push(b);
-            } else {
-                self.parts.push((s.as_ptr(), s.len()));
-            }
+            self.parts.push((s.as_ptr(), s.len()));
         }
     }
 
@@ -266,23 +261,21 @@ impl Lent {
 
     pub fn clear(&mut self) {
         self.parts.clear();
-        self.heads.clear();
         self.total = 0;
     }
 
-    /// The slices for a vectored write.
-    pub fn io_slices(&self) -> Vec<IoSlice<'_>> {
-        self.parts
-            .iter()
-            .map(|&(p, n)| {
-                // SAFETY: each (p, n) is either one of our own boxed copies (alive as long as
-                // `self`), or a slice lent by `Engine::tx_slices`, which stays valid and
-                // unchanged until this connection's `tx_commit` or `release`; the runtime calls
-                // neither (and keeps the engine alive) while a `Lent` is outstanding. Slices
-                // that could live inline in engine structures were copied by `capture`.
-                IoSlice::new(unsafe { std::slice::from_raw_parts(p, n) })
-            })
-            .collect()
+    /// One vectored write (writev) of the lent slices to `w`.
+    pub fn write_to(&self, mut w: impl io::Write) -> io::Result<usize> {
+        let mut iov: [IoSlice<'_>; LENT_MAX_IOV] = [IoSlice::new(&[]); LENT_MAX_IOV];
+        let mut n = 0usize;
+        for (slot, &(p, len)) in iov.iter_mut().zip(self.parts.iter()) {
+            // SAFETY: each (p, len) is a slice lent by `Engine::tx_slices`, which stays valid
+            // and unchanged until this connection's `tx_commit` or `release`; the runtime calls
+            // neither (and keeps the engine alive) while a `Lent` is outstanding.
+            *slot = IoSlice::new(unsafe { std::slice::from_raw_parts(p, len) });
+            n += 1;
+        }
+        w.write_vectored(iov.get(..n).unwrap_or(&[]))
     }
 }
 
@@ -357,3 +350,122 @@ pub const EPERM: i32 = libc::EPERM;
 pub const ETIMEDOUT: i32 = libc::ETIMEDOUT;
 pub const ECONNRESET: i32 = libc::ECONNRESET;
 pub const EIO: i32 = libc::EIO;
+
+/// Current resident set size of this process in bytes (`/proc/self/statm`), if readable.
+pub fn rss_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf(3) has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages.saturating_mul(u64::try_from(page).unwrap_or(4096)))
+}
+
+/// CPU time consumed by this process so far, all threads, user + system
+/// (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu_time() -> std::time::Duration {
+    // SAFETY: timespec is plain old data; all-zero is a valid value.
+    let mut ts: libc::timespec = unsafe { mem::zeroed() };
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call to fill.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// A global allocator that counts allocations and bytes while counting is switched on
+/// ([`CountingAlloc::set_counting`]), and is plain `System` otherwise (one relaxed load per
+/// call). Binaries that want allocation figures install it:
+/// `#[global_allocator] static A: CountingAlloc = CountingAlloc;` (the `tdinal` CLI does, for
+/// `tdinal bench`).
+pub struct CountingAlloc;
+
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set once the allocator has served a call: tells whether it is installed.
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static ALLOC_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static ALLOC_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static FREE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// What [`CountingAlloc`] counted so far (while counting was on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocCounts {
+    /// `alloc`, `alloc_zeroed` and `realloc` calls.
+    pub calls: u64,
+    /// Bytes allocated (a realloc counts its new size) and freed (its old size).
+    pub bytes: u64,
+    pub freed: u64,
+}
+
+impl AllocCounts {
+    /// Live heap growth between `earlier` and `self` (negative: shrank).
+    pub fn live_delta(&self, earlier: &AllocCounts) -> i64 {
+        let a = self.bytes.wrapping_sub(earlier.bytes) as i64;
+        let f = self.freed.wrapping_sub(earlier.freed) as i64;
+        a.wrapping_sub(f)
+    }
+}
+
+impl CountingAlloc {
+    /// Whether this allocator is the process's global allocator.
+    pub fn installed() -> bool {
+        // Any allocation reaches the global allocator; make one to be sure.
+        let probe = std::hint::black_box(Box::new(0u64));
+        drop(probe);
+        INSTALLED.load(Ordering::Relaxed)
+    }
+    pub fn set_counting(on: bool) {
+        COUNTING.store(on, Ordering::SeqCst);
+    }
+    pub fn counts() -> AllocCounts {
+        AllocCounts {
+            calls: ALLOC_CALLS.load(Ordering::SeqCst),
+            bytes: ALLOC_BYTES.load(Ordering::SeqCst),
+            freed: FREE_BYTES.load(Ordering::SeqCst),
+        }
+    }
+    #[inline]
+    fn note(alloc: usize, freed: usize) {
+        if !INSTALLED.load(Ordering::Relaxed) {
+            INSTALLED.store(true, Ordering::Relaxed);
+        }
+        if COUNTING.load(Ordering::Relaxed) {
+            if alloc > 0 {
+                ALLOC_CALLS.fetch_add(1, Ordering::Relaxed);
+                ALLOC_BYTES.fetch_add(alloc as u64, Ordering::Relaxed);
+            }
+            if freed > 0 {
+                FREE_BYTES.fetch_add(freed as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`, which upholds the GlobalAlloc
+// contract; the counters are atomics touched only on the side.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        Self::note(layout.size().max(1), 0);
+        // SAFETY: forwarded with the caller's layout (the caller upholds alloc's contract).
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        Self::note(layout.size().max(1), 0);
+        // SAFETY: as for `alloc`.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        Self::note(0, layout.size().max(1));
+        // SAFETY: `ptr` was allocated by `System` (through us) with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        Self::note(new.max(1), layout.size().max(1));
+        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`; the caller
+        // upholds realloc's contract for `new`.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}

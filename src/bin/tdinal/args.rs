@@ -21,9 +21,22 @@ const VALUED: &[&str] = &[
     "nid-a",
     "nid-b",
     "nscheds",
+    "reps",
+    "plot",
+    "only",
+    "cpp",
+    "sizes",
+    "peers",
+    "engine-phase",
 ];
 /// Switches.
-const SWITCHES: &[&str] = &["allow-unprivileged", "verbose", "help"];
+const SWITCHES: &[&str] = &[
+    "allow-unprivileged",
+    "verbose",
+    "help",
+    "quick",
+    "no-instructions",
+];
 
 /// A parsed command line.
 #[derive(Debug, Default)]

@@ -5,6 +5,8 @@
 #[cfg(unix)]
 mod args;
 #[cfg(unix)]
+mod bench;
+#[cfg(unix)]
 mod client;
 #[cfg(unix)]
 mod daemon;
@@ -13,6 +15,12 @@ mod demo;
 
 #[cfg(unix)]
 use tdinal::runtime::log::{self, Level};
+
+/// Counts allocations only while `tdinal bench` switches counting on (a relaxed load per
+/// allocation otherwise).
+#[cfg(unix)]
+#[global_allocator]
+static GLOBAL: tdinal::runtime::sys::CountingAlloc = tdinal::runtime::sys::CountingAlloc;
 
 pub const USAGE: &str = "\
 usage: tdinal [-v|-q] VERB [ARGS] [OPTIONS]
@@ -37,6 +45,13 @@ Talk to a running daemon (find it with --control PATH or --nid NID):
   put NID --size BYTES [--count N]     user PUTs with LNet ACKs (tests, throughput)
   stats                                counters, one `name value` per line
   shutdown                             stop the daemon cleanly
+
+Measure against raw TCP (docs/performance.md):
+  bench [--quick] [--reps N] [--only bulk,small,scale,sweep,engine] [--cpp 1,2,4]
+        [--sizes 64,4K,1M] [--peers 1,4,16,64] [--ip IP] [--port PORT]
+        [--plot FILE.svg] [--no-instructions]
+      tdinal and raw TCP alternating over loopback (A = 127.0.4.1, peers next):
+      ratios, syscalls, copies, allocations, memory, handshake, engine cost.
 
 Show two nodes at work:
   demo [--protocol-a V] [--protocol-b V] [--size BYTES] [--count N]
@@ -82,6 +97,7 @@ fn main() {
     let r = match verb.as_str() {
         "daemon" => daemon::run(&a),
         "demo" => demo::run(&a),
+        "bench" => bench::run(&a),
         _ => client::run(&verb, &a),
     };
     if let Err(e) = r {
