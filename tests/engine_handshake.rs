@@ -531,3 +531,91 @@ fn a_zero_copy_send_written_after_its_connection_closed_fails_instead_of_waiting
     e.release(T0, c);
     assert!(e.is_idle(), "nothing parked under the closed connection");
 }
+
+/// A ZC-ACK can cross its send's connection close: V3 receivers answer on another connection,
+/// and the sender fails the send when the connection it went on closes. Such an ACK is stale,
+/// not unknown: it must not close the peer's other connections. A cookie we never sent still is
+/// unknown and closes them (-EPROTO), as Linux does.
+#[test]
+fn an_ack_for_a_send_failed_by_its_connection_close_is_stale_not_unknown() {
+    use tdinal::wire::{LnetHdr, LnetMsg, WireHandle};
+    let mut e = engine(Tunables::default());
+    let (bulk, _) = passive(
+        &mut e,
+        1023,
+        &hello_bytes(
+            &hello(ProtoVersion::V3, PEER, ConnType::BulkIn, 7),
+            Endian::Little,
+        ),
+    );
+    let (control, _) = passive(
+        &mut e,
+        1022,
+        &hello_bytes(
+            &hello(ProtoVersion::V3, PEER, ConnType::Control, 7),
+            Endian::Little,
+        ),
+    );
+    actions(&mut e);
+    events(&mut e);
+    let hdr = LnetHdr {
+        dest_nid: PEER,
+        src_nid: ME,
+        dest_pid: 12345,
+        src_pid: 12345,
+        payload_length: 65536,
+        msg: LnetMsg::Put {
+            ack_wmd: WireHandle::NONE,
+            match_bits: 1,
+            hdr_data: 0,
+            ptl_index: 4,
+            offset: 0,
+        },
+    };
+    let tx = e.send(T0, ProcessId::lustre(PEER), hdr, Some(vec![7; 65536]));
+    let wrote = drain_tx(&mut e, bulk);
+    assert_eq!(
+        wrote.len(),
+        24 + 72 + 65536,
+        "the PUT went on the bulk connection"
+    );
+    let k = KsockHdr::decode(&wrote, Endian::Little).unwrap();
+    let cookie = k.zc_cookies[0];
+    assert!(cookie >= 2, "a ZC request cookie");
+    // The bulk connection dies: the send fails.
+    e.io_error(T0, bulk, 104);
+    let done: Vec<_> = events(&mut e)
+        .into_iter()
+        .filter_map(|ev| match ev {
+            Event::TxDone { tx: t, result, .. } => Some((t, result)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, vec![(tx, Err(Error::ConnClosed))]);
+    // The receiver's ACK for it arrives on the control connection: ignored, counted.
+    let noop = |c: u64| {
+        let mut b = vec![0u8; 24];
+        KsockHdr::noop(c).encode(Endian::Little, &mut b).unwrap();
+        b
+    };
+    assert_eq!(e.handle_rx(T0, control, &noop(cookie)), 24);
+    assert_eq!(e.stats.zc_acks_stale, 1);
+    assert!(
+        !events(&mut e)
+            .iter()
+            .any(|ev| matches!(ev, Event::ConnDown { conn, .. } if *conn == control)),
+        "a stale ACK closed the control connection"
+    );
+    // Only once: the same cookie again is unknown, and closes the connection (-EPROTO).
+    assert_eq!(e.handle_rx(T0, control, &noop(cookie)), 24);
+    let evs = events(&mut e);
+    assert!(
+        evs.iter().any(|ev| matches!(
+            ev,
+            Event::ConnDown { conn, reason: Error::Protocol("unknown ZC-ACK cookie"), .. }
+                if *conn == control
+        )),
+        "{evs:?}"
+    );
+    assert_eq!(e.stats.zc_acks_stale, 1);
+}

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use super::conn::{Conn, ConnState};
 use super::handshake::HsItem;
 use super::payload::{RxSink, TxPayload};
-use super::peer::{Parked, Peer, Route, ZcWait};
+use super::peer::{Parked, Peer, Route, ZcWait, ABORTED_COOKIES_KEPT};
 use super::proto::{protocol, Match, MsgShape, Protocol, ZcAckStyle};
 use super::rx::{RxItem, SLOP_CHUNK};
 use super::stats::Stats;
@@ -931,7 +931,11 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         let can_connect = !peer.routes.is_empty() && !self.shutting_down;
         if peer.connecting() || can_connect {
             if let Some(p) = self.peers.get_mut(&target) {
-                p.parked.push_back(Parked { tx, deadline });
+                p.parked.push_back(Parked {
+                    tx,
+                    deadline,
+                    origin: None,
+                });
             }
             self.launch_connections(target, now);
         } else {
@@ -1114,7 +1118,19 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             let (dead, keep): (Vec<ZcWait<P>>, Vec<ZcWait<P>>) =
                 peer.zc_wait.drain(..).partition(|w| w.conn == conn);
             peer.zc_wait = keep;
+            for w in &dead {
+                if peer.aborted_cookies.len() >= ABORTED_COOKIES_KEPT {
+                    peer.aborted_cookies.pop_front();
+                }
+                peer.aborted_cookies.push_back(w.cookie);
+            }
             waiting = dead;
+            // ZC-ACKs still parked for requests that came on this connection: their sender has
+            // just failed those sends (see `Parked::origin`).
+            let before = peer.parked.len();
+            peer.parked.retain(|p| p.origin != Some(conn));
+            let dropped = before.saturating_sub(peer.parked.len()) as u64;
+            self.stats.zc_acks_dropped = self.stats.zc_acks_dropped.wrapping_add(dropped);
         }
         for w in waiting {
             self.stats.zc_waiting = self.stats.zc_waiting.wrapping_sub(1);
@@ -1620,6 +1636,12 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 matched = matched.saturating_add(1);
                 done.push(w.tx);
             }
+            // ACKs for sends already failed by a connection close (`Peer::aborted_cookies`).
+            let before = peer.aborted_cookies.len();
+            peer.aborted_cookies.retain(|c| !acks.covers(*c));
+            let stale = before.saturating_sub(peer.aborted_cookies.len()) as u64;
+            matched = matched.saturating_add(stale);
+            self.stats.zc_acks_stale = self.stats.zc_acks_stale.wrapping_add(stale);
             // ACKs may overtake the runtime's write confirmation.
             let conn_ids = peer.conns.clone();
             for cid in conn_ids {
@@ -1658,9 +1680,18 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
 
     /// Queues the ZC-ACK for `cookie` received on `conn` (spec §4.4).
     fn send_zc_ack(&mut self, conn: ConnId, cookie: u64, routed: bool, now: Time) {
-        let Some(pid) = self.conns.get(&conn).and_then(|c| c.peer) else {
+        let Some(c) = self.conns.get(&conn) else {
             return;
         };
+        let Some(pid) = c.peer else {
+            return;
+        };
+        if c.is_closing() {
+            // The request's connection is going: its sender fails the send (spec §4.3), and
+            // an ACK arriving later would be an unknown cookie to it.
+            self.stats.zc_acks_dropped = self.stats.zc_acks_dropped.wrapping_add(1);
+            return;
+        }
         let nonblk = self.cfg.nonblk_zcack || routed;
         let shape = MsgShape {
             nob: KSOCK_HDR_SIZE as u32,
@@ -1684,6 +1715,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                         p.parked.push_back(Parked {
                             tx: Tx::new_noop(cookie),
                             deadline,
+                            origin: Some(conn),
                         });
                     }
                 } else {

@@ -36,7 +36,14 @@ pub struct ZcWait<P> {
 pub struct Parked<P> {
     pub tx: Tx<P>,
     pub deadline: Time,
+    /// For a parked ZC-ACK: the connection its request arrived on. The sender fails its
+    /// zero-copy sends when that connection closes (spec §4.3), so an ACK that has not left by
+    /// then would only be an unknown cookie to it (-EPROTO, closing every connection).
+    pub origin: Option<ConnId>,
 }
+
+/// How many cookies of zero-copy sends failed by a connection close a peer remembers.
+pub const ABORTED_COOKIES_KEPT: usize = 64;
 
 pub struct Peer<P> {
     pub id: ProcessId,
@@ -51,6 +58,11 @@ pub struct Peer<P> {
     pub zc_next: u64,
     pub zc_wait: Vec<ZcWait<P>>,
     pub parked: VecDeque<Parked<P>>,
+    /// Cookies of our zero-copy sends that were failed because their connection closed, most
+    /// recent last (at most `ABORTED_COOKIES_KEPT`). The receiver may have queued their ACKs on
+    /// another connection just before (V3 sends ACKs on the ACK connection); such an ACK is
+    /// stale, not unknown, and must not close the peer's connections.
+    pub aborted_cookies: VecDeque<u64>,
     /// When the current session started; the connections carry later news (`Conn::last_news`).
     pub last_alive: Time,
     pub last_keepalive: Time,
@@ -67,6 +79,7 @@ impl<P> Peer<P> {
             zc_next: super::zc::FIRST_COOKIE,
             zc_wait: Vec::new(),
             parked: VecDeque::new(),
+            aborted_cookies: VecDeque::new(),
             last_alive: now,
             last_keepalive: Time(0),
         }

@@ -23,6 +23,10 @@ pub struct Stats {
     pub rx_payload_bytes: u64,
     pub zc_requests: u64,
     pub zc_acks_received: u64,
+    /// ACKs that matched a zero-copy send already failed by its connection's close (ignored).
+    pub zc_acks_stale: u64,
+    /// Parked ZC-ACKs dropped because the connection their request came on closed.
+    pub zc_acks_dropped: u64,
     pub zc_acks_piggybacked: u64,
     pub zc_acks_noop: u64,
     pub keepalives_sent: u64,

@@ -390,6 +390,8 @@ pub fn format_stats(s: &NodeStats) -> Vec<String> {
         ("rx_payload_bytes", e.rx_payload_bytes),
         ("zc_requests", e.zc_requests),
         ("zc_acks_received", e.zc_acks_received),
+        ("zc_acks_stale", e.zc_acks_stale),
+        ("zc_acks_dropped", e.zc_acks_dropped),
         ("zc_acks_piggybacked", e.zc_acks_piggybacked),
         ("zc_acks_noop", e.zc_acks_noop),
         ("keepalives_sent", e.keepalives_sent),
