@@ -4,7 +4,10 @@
 use tdinal::engine::{Action, ConnAddrs, ConnId, Engine, Error, Event, LocalNi, Time, Tunables};
 use tdinal::wire::acceptor::{ConnReq, CONNREQ_SIZE};
 use tdinal::wire::hello::LNET_PROTO_MAGIC;
-use tdinal::wire::{ConnType, Endian, Hello, IpList, KsockHdr, Net, Nid, ProcessId, ProtoVersion};
+use tdinal::wire::{
+    ConnType, Endian, Hello, IpList, KsockHdr, LnetHdr, LnetMsg, Net, Nid, ProcessId, ProtoVersion,
+    WireHandle,
+};
 
 const ME: Nid = Nid::new(Net::TCP0, 0x0a00_0001);
 const PEER: Nid = Nid::new(Net::TCP0, 0x0a00_0002);
@@ -69,6 +72,24 @@ fn drain_tx(e: &mut Eng, conn: ConnId) -> Vec<u8> {
             k += s.len();
         }
         e.tx_commit(T0, conn, k);
+    }
+}
+
+/// A 64 KiB PUT to PEER: large enough for a zero-copy request.
+fn put_64k() -> LnetHdr {
+    LnetHdr {
+        dest_nid: PEER,
+        src_nid: ME,
+        dest_pid: 12345,
+        src_pid: 12345,
+        payload_length: 65536,
+        msg: LnetMsg::Put {
+            ack_wmd: WireHandle::NONE,
+            match_bits: 1,
+            hdr_data: 0,
+            ptl_index: 4,
+            offset: 0,
+        },
     }
 }
 
@@ -481,7 +502,6 @@ fn a_tcp_connect_that_never_completes_times_out_after_sock_timeout() {
 
 #[test]
 fn a_zero_copy_send_written_after_its_connection_closed_fails_instead_of_waiting() {
-    use tdinal::wire::{LnetHdr, LnetMsg, WireHandle};
     let mut e = engine(Tunables::default());
     let (c, _) = passive(
         &mut e,
@@ -493,21 +513,7 @@ fn a_zero_copy_send_written_after_its_connection_closed_fails_instead_of_waiting
     );
     actions(&mut e);
     events(&mut e);
-    let hdr = LnetHdr {
-        dest_nid: PEER,
-        src_nid: ME,
-        dest_pid: 12345,
-        src_pid: 12345,
-        payload_length: 65536,
-        msg: LnetMsg::Put {
-            ack_wmd: WireHandle::NONE,
-            match_bits: 1,
-            hdr_data: 0,
-            ptl_index: 4,
-            offset: 0,
-        },
-    };
-    let tx = e.send(T0, ProcessId::lustre(PEER), hdr, Some(vec![7; 65536]));
+    let tx = e.send(T0, ProcessId::lustre(PEER), put_64k(), Some(vec![7; 65536]));
     // The runtime starts writing (the engine assigns a ZC cookie), then the connection closes
     // while the write is in flight, and the write completes afterwards.
     let lent: usize = {
@@ -538,7 +544,6 @@ fn a_zero_copy_send_written_after_its_connection_closed_fails_instead_of_waiting
 /// unknown and closes them (-EPROTO), as Linux does.
 #[test]
 fn an_ack_for_a_send_failed_by_its_connection_close_is_stale_not_unknown() {
-    use tdinal::wire::{LnetHdr, LnetMsg, WireHandle};
     let mut e = engine(Tunables::default());
     let (bulk, _) = passive(
         &mut e,
@@ -558,21 +563,7 @@ fn an_ack_for_a_send_failed_by_its_connection_close_is_stale_not_unknown() {
     );
     actions(&mut e);
     events(&mut e);
-    let hdr = LnetHdr {
-        dest_nid: PEER,
-        src_nid: ME,
-        dest_pid: 12345,
-        src_pid: 12345,
-        payload_length: 65536,
-        msg: LnetMsg::Put {
-            ack_wmd: WireHandle::NONE,
-            match_bits: 1,
-            hdr_data: 0,
-            ptl_index: 4,
-            offset: 0,
-        },
-    };
-    let tx = e.send(T0, ProcessId::lustre(PEER), hdr, Some(vec![7; 65536]));
+    let tx = e.send(T0, ProcessId::lustre(PEER), put_64k(), Some(vec![7; 65536]));
     let wrote = drain_tx(&mut e, bulk);
     assert_eq!(
         wrote.len(),
