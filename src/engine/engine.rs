@@ -14,7 +14,7 @@ use super::rx::{RxItem, SLOP_CHUNK};
 use super::stats::Stats;
 use super::table::Table;
 use super::tunables::{AcceptPolicy, Tunables};
-use super::tx::{Framing, Tx, TxKind};
+use super::tx::{Framing, Tx, TxKind, TxPool};
 use super::types::{
     Action, ConnAddrs, ConnId, ConnInfo, Error, Event, LocalNi, PeerInfo, RxId, Time, TxId,
 };
@@ -65,6 +65,8 @@ pub struct Engine<P: TxPayload, S: RxSink> {
     next_tick: Time,
     shutting_down: bool,
     corrupt_next_csum: bool,
+    /// Spare transmission boxes (one allocation and free per message less).
+    tx_pool: TxPool<P>,
     pub stats: Stats,
 }
 
@@ -86,6 +88,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             next_tick: Time(0),
             shutting_down: false,
             corrupt_next_csum: corrupt,
+            tx_pool: TxPool::default(),
             stats: Stats::default(),
         }
     }
@@ -152,7 +155,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         let id = TxId(self.next_tx);
         self.next_tx = self.next_tx.wrapping_add(1);
         self.stats.tx_msgs_started = self.stats.tx_msgs_started.wrapping_add(1);
-        let tx = Tx::new_lnet(id, hdr, payload);
+        let tx = Tx::boxed_lnet(&mut self.tx_pool, id, hdr, payload);
         if self.shutting_down {
             self.finalize_tx(tx, Err(Error::Shutdown));
             return id;
@@ -428,7 +431,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         push_hello(&mut bytes, &hello);
         let proto = c.proto;
         let was_empty = c.tx.is_empty();
-        c.tx.push_back(Tx::new_raw(bytes), proto);
+        c.tx.push_back(Box::new(Tx::new_raw(bytes)), proto);
         if was_empty {
             self.actions.push_back(Action::Send { conn });
         }
@@ -477,7 +480,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             Error::Shutdown => Error::Shutdown,
             _ => Error::ConnClosed,
         };
-        while let Some(tx) = c.tx.q.pop_front().map(|b| *b) {
+        while let Some(tx) = c.tx.q.pop_front() {
             self.finalize_tx(tx, Err(fail));
         }
         // A payload being received (into a sink, or discarded: no sink) was answered by the
@@ -538,8 +541,14 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                     self.stats.rx_payload_bytes =
                         self.stats.rx_payload_bytes.wrapping_add(into_sink as u64);
                 }
-                if let Some(item) = c.rx.commit(n, proto, endian, &self.scratch) {
-                    self.handle_rx_item(conn, item, now);
+                let mut item = c.rx.commit(n, proto, endian, &self.scratch);
+                // One read may complete several headers (NOOPs and what follows them).
+                while let Some(it) = item {
+                    self.handle_rx_item(conn, it, now);
+                    item = match self.conns.get_mut(&conn) {
+                        Some(c) if c.is_established() => c.rx.parse_headers(c.proto, c.rx_endian),
+                        _ => None,
+                    };
                 }
             }
             _ => {}
@@ -649,9 +658,11 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         let peers = &mut self.peers;
         let events = &mut self.events;
         let stats = &mut self.stats;
+        let pool = &mut self.tx_pool;
         c.tx.commit(n, proto, &mut |tx| {
             let cookie = tx.ksock.zc_cookies[0];
             if !tx.is_lnet() {
+                pool.recycle(tx);
                 return;
             }
             let result = if cookie != 0 && !tx.acked && closing {
@@ -675,7 +686,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             } else {
                 Ok(())
             };
-            finalize_into(events, stats, tx, result);
+            finalize_into(events, stats, pool, tx, result);
         });
         c.tx_progress = now;
         c.last_news = now;
@@ -916,7 +927,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
     }
 
     /// Queues `tx` on a connection to `target`, or parks it while connections come up.
-    fn launch_packet(&mut self, target: ProcessId, tx: Tx<P>, now: Time) {
+    fn launch_packet(&mut self, target: ProcessId, tx: Box<Tx<P>>, now: Time) {
         let Some(peer) = self.peers.get(&target) else {
             self.finalize_tx(tx, Err(Error::HostUnreachable));
             return;
@@ -943,7 +954,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         }
     }
 
-    fn queue_on_conn(&mut self, cid: ConnId, tx: Tx<P>) {
+    fn queue_on_conn(&mut self, cid: ConnId, tx: Box<Tx<P>>) {
         let Some(c) = self.conns.get_mut(&cid) else {
             self.finalize_tx(tx, Err(Error::ConnClosed));
             return;
@@ -1053,7 +1064,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             p.last_keepalive = now;
         }
         self.stats.keepalives_sent = self.stats.keepalives_sent.wrapping_add(1);
-        self.queue_on_conn(cid, Tx::new_noop(KEEPALIVE_PING_COOKIE));
+        self.queue_on_conn(cid, Box::new(Tx::new_noop(KEEPALIVE_PING_COOKIE)));
     }
 
     /// Closes `conn`: the runtime is told, the peer forgets it, waiting ZC sends on it fail.
@@ -1260,7 +1271,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
     fn reply_and_close(&mut self, conn: ConnId, bytes: Vec<u8>, why: Error, now: Time) {
         if let Some(c) = self.conns.get_mut(&conn) {
             let proto = c.proto;
-            c.tx.push_back(Tx::new_raw(bytes), proto);
+            c.tx.push_back(Box::new(Tx::new_raw(bytes)), proto);
         }
         self.close_conn(conn, why, true, now);
     }
@@ -1301,7 +1312,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 push_hello(&mut bytes, &reply);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     let proto = c.proto;
-                    c.tx.push_back(Tx::new_raw(bytes), proto);
+                    c.tx.push_back(Box::new(Tx::new_raw(bytes)), proto);
                 }
                 self.establish(conn, hello.version, hello.src_incarnation, now);
                 self.actions.push_back(Action::Send { conn });
@@ -1627,7 +1638,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         }
         let Some(pid) = c.peer else { return false };
         let mut matched = 0u64;
-        let mut done: Vec<Tx<P>> = Vec::new();
+        let mut done: Vec<Box<Tx<P>>> = Vec::new();
         if let Some(peer) = self.peers.get_mut(&pid) {
             let (hit, keep): (Vec<ZcWait<P>>, Vec<ZcWait<P>>) =
                 peer.zc_wait.drain(..).partition(|w| acks.covers(w.cookie));
@@ -1713,7 +1724,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                     let deadline = now.plus_secs(self.cfg.sock_timeout);
                     if let Some(p) = self.peers.get_mut(&pid) {
                         p.parked.push_back(Parked {
-                            tx: Tx::new_noop(cookie),
+                            tx: Box::new(Tx::new_noop(cookie)),
                             deadline,
                             origin: Some(conn),
                         });
@@ -1766,29 +1777,38 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         self.events.push_back(Event::RxDone { rx, sink, result });
     }
 
-    fn finalize_tx(&mut self, tx: Tx<P>, result: Result<(), Error>) {
-        finalize_into(&mut self.events, &mut self.stats, tx, result);
+    fn finalize_tx(&mut self, tx: Box<Tx<P>>, result: Result<(), Error>) {
+        finalize_into(
+            &mut self.events,
+            &mut self.stats,
+            &mut self.tx_pool,
+            tx,
+            result,
+        );
     }
 }
 
 /// Finishes an LNet transmission: its one `TxDone`, with the payload handed back.
+/// The box goes back to `pool`.
 fn finalize_into<P, S>(
     events: &mut VecDeque<Event<P, S>>,
     stats: &mut Stats,
-    tx: Tx<P>,
+    pool: &mut TxPool<P>,
+    mut tx: Box<Tx<P>>,
     result: Result<(), Error>,
 ) {
-    if let TxKind::Lnet { id, payload, .. } = tx.kind {
+    if let TxKind::Lnet { id, payload, .. } = &mut tx.kind {
         stats.tx_msgs_done = stats.tx_msgs_done.wrapping_add(1);
         if result.is_err() {
             stats.tx_msgs_failed = stats.tx_msgs_failed.wrapping_add(1);
         }
         events.push_back(Event::TxDone {
-            tx: id,
-            payload,
+            tx: *id,
+            payload: payload.take(),
             result,
         });
     }
+    pool.recycle(tx);
 }
 
 fn new_route(ip: u32, port: u16, persistent: bool, now: Time) -> Route {

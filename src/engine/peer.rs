@@ -2,6 +2,7 @@
 //! learned about it (protocol, incarnation), its zero-copy sends awaiting ACKs and the messages
 //! waiting for a connection.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
@@ -27,14 +28,14 @@ pub struct Route {
 /// A zero-copy send fully written and waiting for its ZC-ACK.
 pub struct ZcWait<P> {
     pub cookie: u64,
-    pub tx: Tx<P>,
+    pub tx: Box<Tx<P>>,
     pub deadline: Time,
     pub conn: ConnId,
 }
 
 /// A message waiting for a suitable connection.
 pub struct Parked<P> {
-    pub tx: Tx<P>,
+    pub tx: Box<Tx<P>>,
     pub deadline: Time,
     /// For a parked ZC-ACK: the connection its request arrived on. The sender fails its
     /// zero-copy sends when that connection closes (spec §4.3), so an ACK that has not left by

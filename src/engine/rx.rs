@@ -13,7 +13,16 @@ use crate::wire::{Endian, KsockHdr, KsockMsgType, LnetHdr, WireError};
 /// Size of the scratch buffer slop is read into.
 pub const SLOP_CHUNK: usize = 4096;
 
+/// Both headers of a V2/V3 LNet message: what one read asks for at a message start.
+const HDRS: usize = KSOCK_HDR_SIZE + LNET_HDR_SIZE;
+
 /// Where the receive side is.
+///
+/// Both headers are read into one buffer: at a message start the runtime is offered room for
+/// the ksock header and the LNet header together (one read instead of two for every message).
+/// When the message turns out to be a 24-byte NOOP, the bytes read after it are the next
+/// headers (never payload: 72 bytes after a NOOP cannot reach past the next message's 96 header
+/// bytes); they move to the front and are parsed in turn.
 pub enum RxState<S> {
     /// Reading the 24-byte ksock header (V2/V3 message start).
     KsmHeader,
@@ -50,8 +59,11 @@ pub enum RxItem<S> {
 /// The receive side of one connection.
 pub struct Rx<S> {
     pub state: RxState<S>,
-    kbuf: [u8; KSOCK_HDR_SIZE],
-    lbuf: [u8; LNET_HDR_SIZE],
+    /// The message's headers from its first byte: ksock header (V2/V3) then LNet header.
+    hbuf: [u8; HDRS],
+    /// Where the LNet header starts in `hbuf` (0 on V1, 24 on V2/V3); its end is where
+    /// reading the headers stops.
+    lnet_at: usize,
     have: usize,
     ksock: KsockHdr,
     crc: u32,
@@ -67,8 +79,12 @@ impl<S: RxSink> Rx<S> {
             } else {
                 RxState::LnetHeader
             },
-            kbuf: [0; KSOCK_HDR_SIZE],
-            lbuf: [0; LNET_HDR_SIZE],
+            hbuf: [0; HDRS],
+            lnet_at: if proto.ksock_header {
+                KSOCK_HDR_SIZE
+            } else {
+                0
+            },
             have: 0,
             ksock: KsockHdr::lnet(),
             crc: CRC32_SEED,
@@ -91,8 +107,10 @@ impl<S: RxSink> Rx<S> {
     /// Where the next received bytes should go. Empty while waiting for the upper layer.
     pub fn buffer<'a>(&'a mut self, scratch: &'a mut [u8; SLOP_CHUNK]) -> &'a mut [u8] {
         match &mut self.state {
-            RxState::KsmHeader => self.kbuf.get_mut(self.have..).unwrap_or(&mut []),
-            RxState::LnetHeader => self.lbuf.get_mut(self.have..).unwrap_or(&mut []),
+            RxState::KsmHeader | RxState::LnetHeader => {
+                let end = self.lnet_at.saturating_add(LNET_HDR_SIZE);
+                self.hbuf.get_mut(self.have..end).unwrap_or(&mut [])
+            }
             RxState::ParseWait => &mut [],
             RxState::Payload {
                 sink,
@@ -128,66 +146,9 @@ impl<S: RxSink> Rx<S> {
         }
         self.mid_message = true;
         match &mut self.state {
-            RxState::KsmHeader => {
+            RxState::KsmHeader | RxState::LnetHeader => {
                 self.have = self.have.saturating_add(n);
-                if self.have < KSOCK_HDR_SIZE {
-                    return None;
-                }
-                let hdr = match KsockHdr::decode(&self.kbuf, endian) {
-                    Ok(h) => h,
-                    Err(WireError::BadKsockType(_)) => {
-                        return Some(RxItem::Fail(Error::Protocol("unknown ksock message type")))
-                    }
-                    Err(_) => return Some(RxItem::Fail(Error::Protocol("bad ksock header"))),
-                };
-                self.ksock = hdr;
-                if hdr.csum != 0 && proto.csum_covers_headers {
-                    let mut zeroed = self.kbuf;
-                    if let Some(c) =
-                        zeroed.get_mut(KSOCK_CSUM_OFFSET..KSOCK_CSUM_OFFSET.saturating_add(4))
-                    {
-                        c.fill(0);
-                    }
-                    self.crc = crc32_le(CRC32_SEED, &zeroed);
-                }
-                match hdr.msg_type {
-                    KsockMsgType::Noop => {
-                        if hdr.csum != 0 && self.crc != hdr.csum {
-                            let computed = self.crc;
-                            return Some(RxItem::Fail(Error::Checksum {
-                                wire: hdr.csum,
-                                computed,
-                            }));
-                        }
-                        self.next_message(proto);
-                        Some(RxItem::Noop(hdr))
-                    }
-                    KsockMsgType::Lnet => {
-                        self.state = RxState::LnetHeader;
-                        self.have = 0;
-                        None
-                    }
-                }
-            }
-            RxState::LnetHeader => {
-                self.have = self.have.saturating_add(n);
-                if self.have < LNET_HDR_SIZE {
-                    return None;
-                }
-                let hdr = match LnetHdr::decode(&self.lbuf) {
-                    Ok(h) => h,
-                    Err(_) => return Some(RxItem::Fail(Error::Protocol("bad LNet message type"))),
-                };
-                if hdr.validate().is_err() {
-                    return Some(RxItem::Fail(Error::Protocol(
-                        "LNet header fails lnet_parse checks",
-                    )));
-                }
-                if self.ksock.csum != 0 && proto.csum_covers_headers {
-                    self.crc = crc32_le(self.crc, &self.lbuf);
-                }
-                self.state = RxState::ParseWait;
-                Some(RxItem::Header(self.ksock, hdr))
+                self.parse_headers(proto, endian)
             }
             RxState::ParseWait => None,
             RxState::Payload {
@@ -233,6 +194,79 @@ impl<S: RxSink> Rx<S> {
                 })
             }
         }
+    }
+
+    /// The next item complete in the header bytes already received: after [`Rx::commit`] gave
+    /// a NOOP, the headers read together with it. `None` when more bytes are needed (or the
+    /// connection waits for the upper layer or is reading a payload).
+    pub fn parse_headers(&mut self, proto: &Protocol, endian: Endian) -> Option<RxItem<S>> {
+        if let RxState::KsmHeader = self.state {
+            let kbuf: [u8; KSOCK_HDR_SIZE] = match self.hbuf.get(..KSOCK_HDR_SIZE) {
+                Some(k) if self.have >= KSOCK_HDR_SIZE => k.try_into().ok()?,
+                _ => return None,
+            };
+            let hdr = match KsockHdr::decode(&kbuf, endian) {
+                Ok(h) => h,
+                Err(WireError::BadKsockType(_)) => {
+                    return Some(RxItem::Fail(Error::Protocol("unknown ksock message type")))
+                }
+                Err(_) => return Some(RxItem::Fail(Error::Protocol("bad ksock header"))),
+            };
+            self.ksock = hdr;
+            if hdr.csum != 0 && proto.csum_covers_headers {
+                let mut zeroed = kbuf;
+                if let Some(c) =
+                    zeroed.get_mut(KSOCK_CSUM_OFFSET..KSOCK_CSUM_OFFSET.saturating_add(4))
+                {
+                    c.fill(0);
+                }
+                self.crc = crc32_le(CRC32_SEED, &zeroed);
+            }
+            match hdr.msg_type {
+                KsockMsgType::Noop => {
+                    if hdr.csum != 0 && self.crc != hdr.csum {
+                        let computed = self.crc;
+                        return Some(RxItem::Fail(Error::Checksum {
+                            wire: hdr.csum,
+                            computed,
+                        }));
+                    }
+                    // What was read after the NOOP starts the next message.
+                    let rest = self.have.saturating_sub(KSOCK_HDR_SIZE);
+                    self.hbuf
+                        .copy_within(KSOCK_HDR_SIZE..self.have.min(HDRS), 0);
+                    self.next_message(proto);
+                    self.have = rest;
+                    self.mid_message = rest > 0;
+                    return Some(RxItem::Noop(hdr));
+                }
+                KsockMsgType::Lnet => {
+                    self.state = RxState::LnetHeader;
+                }
+            }
+        }
+        if let RxState::LnetHeader = self.state {
+            let end = self.lnet_at.saturating_add(LNET_HDR_SIZE);
+            if self.have < end {
+                return None;
+            }
+            let lbuf = self.hbuf.get(self.lnet_at..end)?;
+            let hdr = match LnetHdr::decode(lbuf) {
+                Ok(h) => h,
+                Err(_) => return Some(RxItem::Fail(Error::Protocol("bad LNet message type"))),
+            };
+            if hdr.validate().is_err() {
+                return Some(RxItem::Fail(Error::Protocol(
+                    "LNet header fails lnet_parse checks",
+                )));
+            }
+            if self.ksock.csum != 0 && proto.csum_covers_headers {
+                self.crc = crc32_le(self.crc, lbuf);
+            }
+            self.state = RxState::ParseWait;
+            return Some(RxItem::Header(self.ksock, hdr));
+        }
+        None
     }
 
     /// The upper layer said where the payload goes (`sink`, up to `mlen` bytes of `rlen`).

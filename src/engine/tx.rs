@@ -62,6 +62,28 @@ impl<P: TxPayload> Tx<P> {
     pub fn new_lnet(id: TxId, hdr: LnetHdr, payload: Option<P>) -> Tx<P> {
         Tx::new(TxKind::Lnet { id, hdr, payload })
     }
+    /// Reuses a spare box from `pool` for an LNet message (no allocation in the steady state;
+    /// the framing area is not cleared: `pack` writes every byte it lends).
+    pub fn boxed_lnet(
+        pool: &mut TxPool<P>,
+        id: TxId,
+        hdr: LnetHdr,
+        payload: Option<P>,
+    ) -> Box<Tx<P>> {
+        match pool.spare.pop() {
+            Some(mut b) => {
+                b.kind = TxKind::Lnet { id, hdr, payload };
+                b.ksock = KsockHdr::lnet();
+                b.carrier = false;
+                b.head_len = 0;
+                b.started = false;
+                b.committed = 0;
+                b.acked = false;
+                b
+            }
+            None => Box::new(Tx::new_lnet(id, hdr, payload)),
+        }
+    }
     fn new(kind: TxKind<P>) -> Tx<P> {
         Tx {
             kind,
@@ -194,6 +216,32 @@ impl<P: TxPayload> Tx<P> {
     }
 }
 
+/// Most spare transmission boxes an engine keeps (about 240 bytes each).
+pub const TX_POOL_MAX: usize = 32;
+
+/// Finished transmissions' boxes, kept for the next messages: one allocation and one free per
+/// message less on the hot path (`docs/performance.md`).
+pub struct TxPool<P> {
+    spare: Vec<Box<Tx<P>>>,
+}
+
+impl<P> Default for TxPool<P> {
+    fn default() -> Self {
+        TxPool { spare: Vec::new() }
+    }
+}
+
+impl<P> TxPool<P> {
+    /// Keeps `tx`'s box for reuse (its payload and raw bytes are dropped now), up to
+    /// [`TX_POOL_MAX`].
+    pub fn recycle(&mut self, mut tx: Box<Tx<P>>) {
+        if self.spare.len() < TX_POOL_MAX {
+            tx.kind = TxKind::Noop;
+            self.spare.push(tx);
+        }
+    }
+}
+
 /// How transmissions are framed when they start.
 pub struct Framing<'c> {
     pub proto: &'static Protocol,
@@ -230,26 +278,26 @@ impl<P: TxPayload> TxQueue<P> {
 
     /// Queues an LNet message, applying the piggyback rules: on V2 a queued NOOP that carries an
     /// ACK gives its cookie and its place to the message; otherwise it goes to the back.
-    pub fn push_lnet(&mut self, mut tx: Tx<P>, proto: &Protocol) {
+    pub fn push_lnet(&mut self, mut tx: Box<Tx<P>>, proto: &Protocol) {
         self.queued_bytes = self.queued_bytes.saturating_add(tx.wire_len(proto) as u64);
         if proto.zc_ack == ZcAckStyle::Piggyback && tx.ksock.zc_cookies[1] == 0 {
             if let Some(pos) = self.q.iter().position(|t| !t.started && t.is_noop()) {
                 if let Some(noop) = self.q.get_mut(pos) {
                     tx.ksock.zc_cookies[1] = noop.ksock.zc_cookies[1];
-                    let old = core::mem::replace(noop, Box::new(tx));
+                    let old = core::mem::replace(noop, tx);
                     self.queued_bytes =
                         self.queued_bytes.saturating_sub(old.wire_len(proto) as u64);
                     return;
                 }
             }
         }
-        self.q.push_back(Box::new(tx));
+        self.q.push_back(tx);
     }
 
     /// Queues raw handshake bytes or a NOOP at the back.
-    pub fn push_back(&mut self, tx: Tx<P>, proto: &Protocol) {
+    pub fn push_back(&mut self, tx: Box<Tx<P>>, proto: &Protocol) {
         self.queued_bytes = self.queued_bytes.saturating_add(tx.wire_len(proto) as u64);
-        self.q.push_back(Box::new(tx));
+        self.q.push_back(tx);
     }
 
     /// Queues ZC-ACK `cookie` on this connection by the protocol's rules (spec §4.4).
@@ -267,7 +315,7 @@ impl<P: TxPayload> TxQueue<P> {
                     t.ksock.zc_cookies[1] = cookie;
                     return false;
                 }
-                self.push_back(Tx::new_noop(cookie), proto);
+                self.push_back(Box::new(Tx::new_noop(cookie)), proto);
                 true
             }
             ZcAckStyle::MergeNoops => {
@@ -281,7 +329,7 @@ impl<P: TxPayload> TxQueue<P> {
                         return false;
                     }
                 }
-                self.push_back(Tx::new_noop(cookie), proto);
+                self.push_back(Box::new(Tx::new_noop(cookie)), proto);
                 true
             }
         }
@@ -339,7 +387,7 @@ impl<P: TxPayload> TxQueue<P> {
         &mut self,
         mut n: usize,
         proto: &Protocol,
-        done: &mut impl FnMut(Tx<P>),
+        done: &mut impl FnMut(Box<Tx<P>>),
     ) -> usize {
         let mut consumed = 0usize;
         while n > 0 {
@@ -354,7 +402,7 @@ impl<P: TxPayload> TxQueue<P> {
             self.queued_bytes = self.queued_bytes.saturating_sub(k as u64);
             if front.committed >= front.wire_len(proto) {
                 if let Some(tx) = self.q.pop_front() {
-                    done(*tx);
+                    done(tx);
                 }
             } else {
                 break;
@@ -382,7 +430,7 @@ mod tests {
     use crate::engine::proto::{PROTO_V2, PROTO_V3};
     use crate::wire::{LnetMsg, Nid, WireHandle};
 
-    fn lnet(id: u64, len: usize) -> Tx<Vec<u8>> {
+    fn lnet(id: u64, len: usize) -> Box<Tx<Vec<u8>>> {
         let hdr = LnetHdr {
             dest_nid: Nid(1),
             src_nid: Nid(2),
@@ -397,7 +445,7 @@ mod tests {
                 offset: 0,
             },
         };
-        Tx::new_lnet(TxId(id), hdr, Some(vec![0xab; len]))
+        Box::new(Tx::new_lnet(TxId(id), hdr, Some(vec![0xab; len])))
     }
 
     fn cookies(q: &TxQueue<Vec<u8>>) -> Vec<(bool, [u64; 2])> {
@@ -442,7 +490,7 @@ mod tests {
     fn v2_later_lnet_message_takes_over_the_noop_and_its_place() {
         let mut q = TxQueue::default();
         assert!(q.queue_zc_ack(7, ZcAckStyle::Piggyback, &PROTO_V2));
-        q.push_back(Tx::new_raw(vec![1, 2, 3]), &PROTO_V2);
+        q.push_back(Box::new(Tx::new_raw(vec![1, 2, 3])), &PROTO_V2);
         q.push_lnet(lnet(1, 10), &PROTO_V2);
         assert_eq!(q.q.len(), 2, "the NOOP was replaced");
         assert!(
@@ -465,7 +513,7 @@ mod tests {
             "not contiguous: new NOOP"
         );
         let mut ka: TxQueue<Vec<u8>> = TxQueue::default();
-        ka.push_back(Tx::new_noop(1), &PROTO_V3);
+        ka.push_back(Box::new(Tx::new_noop(1)), &PROTO_V3);
         assert!(!ka.queue_zc_ack(9, ZcAckStyle::MergeNoops, &PROTO_V3));
         assert_eq!(cookies(&ka), vec![(true, [0, 9])]);
     }
@@ -474,7 +522,7 @@ mod tests {
     fn v2_checksum_covers_everything_and_matches_the_spec_example() {
         // Spec A.4: a NOOP acknowledging cookie 5 carries CRC 0x7FBB3464 on V2.
         let mut q: TxQueue<Vec<u8>> = TxQueue::default();
-        q.push_back(Tx::new_noop(5), &PROTO_V2);
+        q.push_back(Box::new(Tx::new_noop(5)), &PROTO_V2);
         let mut corrupt = false;
         let mut out: [&[u8]; 4] = [&[]; 4];
         let how = Framing {
