@@ -135,3 +135,30 @@ fn tdi_pair_print_stats() {
         emu::get(&s.posted_receives), emu::get(&s.completed_async), emu::get(&s.pending_completed_inline), emu::get(&s.completed_inline)
     );
 }
+
+/// One scheduler per CPU: scheduler i pins itself to processor i of group 0 (modulo the active
+/// processors), and nothing else in the runtime changes its affinity.
+#[test]
+fn schedulers_pin_themselves_one_per_processor() {
+    let _g = serial();
+    emu::system_affinities();
+    let mut cfg = config(lo(31, 1), 0xaff, 988);
+    cfg.schedulers = 3;
+    let rt = start(cfg);
+    wait_until("three schedulers pinned", 10, || {
+        emu::system_affinities_peek().len() >= 3
+    });
+    stop_clean(rt, "A");
+    let mut got = emu::system_affinities();
+    got.sort_unstable();
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(64);
+    let mut want: Vec<usize> = (0..3).map(|i| 1usize << (i % cpus)).collect();
+    want.sort_unstable();
+    assert_eq!(
+        got, want,
+        "one mask per scheduler, processor i for scheduler i"
+    );
+    assert_no_leaks();
+}

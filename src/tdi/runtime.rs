@@ -743,6 +743,23 @@ pub fn discard(conn: &Arc<Conn>) {
 unsafe extern "system" fn scheduler_main(context: *mut c_void) {
     // SAFETY: the ThreadArg boxed by `start`, freed only after this thread is joined.
     let arg = unsafe { &*(context as *const ThreadArg) };
+    // One scheduler per CPU: scheduler i runs on processor i of group 0 (modulo the active
+    // count, for a configured count above it), so a connection's work stays on one CPU's caches.
+    // SAFETY: allowed at PASSIVE_LEVEL.
+    let cpus = unsafe { KeQueryActiveProcessorCountEx(0) }.clamp(1, usize::BITS);
+    let cpu = u32::try_from(arg.index)
+        .unwrap_or(0)
+        .checked_rem(cpus)
+        .unwrap_or(0);
+    let mask: KAFFINITY = 1usize.checked_shl(cpu).unwrap_or(1);
+    // SAFETY: allowed at PASSIVE_LEVEL; a mask naming no active processor has no effect.
+    let previous = unsafe { KeSetSystemAffinityThreadEx(mask) };
+    scheduler_loop(arg);
+    // SAFETY: restores what KeSetSystemAffinityThreadEx returned, at PASSIVE_LEVEL.
+    unsafe { KeRevertToUserAffinityThreadEx(previous) };
+}
+
+fn scheduler_loop(arg: &ThreadArg) {
     let shared = &arg.shared;
     let Some(me) = shared.scheds.get(arg.index) else {
         return;

@@ -306,6 +306,64 @@ pub extern "system" fn KeQueryActiveProcessorCountEx(_group: u16) -> u32 {
         .unwrap_or(1)
 }
 
+thread_local! {
+    /// The system affinity `KeSetSystemAffinityThreadEx` gave this thread (0: none).
+    static SYSTEM_AFFINITY: Cell<KAFFINITY> = const { Cell::new(0) };
+}
+
+/// Applies `mask` (processors of group 0) to the calling OS thread.
+fn pin_to(mask: KAFFINITY) {
+    // SAFETY: `cpu_set_t` is plain data, zero is a valid (empty) set; CPU_SET writes inside it
+    // for indices < 64 <= CPU_SETSIZE; sched_setaffinity(0, …) applies to the calling thread and
+    // only reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..usize::BITS as usize {
+            if mask & (1 << cpu) != 0 {
+                libc::CPU_SET(cpu, &mut set);
+            }
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Sets the calling thread's system affinity. As on Windows, a mask naming no active processor
+/// is invalid and has no effect; the previous system affinity (0: none) is returned.
+#[no_mangle]
+pub extern "system" fn KeSetSystemAffinityThreadEx(affinity: KAFFINITY) -> KAFFINITY {
+    require(DISPATCH_LEVEL, "KeSetSystemAffinityThreadEx");
+    let active = KeQueryActiveProcessorCountEx(0).min(usize::BITS);
+    let valid: KAFFINITY = if active >= usize::BITS {
+        KAFFINITY::MAX
+    } else {
+        (1 << active) - 1
+    };
+    let prev = SYSTEM_AFFINITY.with(|a| a.get());
+    if affinity & valid == 0 || affinity & !valid != 0 {
+        return prev;
+    }
+    SYSTEM_AFFINITY.with(|a| a.set(affinity));
+    lock(&AFFINITIES_SET).push(affinity);
+    pin_to(affinity);
+    prev
+}
+
+/// Every system affinity applied so far, in order (see `emu::system_affinities`).
+pub(crate) static AFFINITIES_SET: Mutex<Vec<KAFFINITY>> = Mutex::new(Vec::new());
+
+/// Restores the affinity `KeSetSystemAffinityThreadEx` returned (0: the thread's own, all
+/// processors here).
+#[no_mangle]
+pub extern "system" fn KeRevertToUserAffinityThreadEx(affinity: KAFFINITY) {
+    require(DISPATCH_LEVEL, "KeRevertToUserAffinityThreadEx");
+    SYSTEM_AFFINITY.with(|a| a.set(affinity));
+    pin_to(if affinity == 0 {
+        KAFFINITY::MAX
+    } else {
+        affinity
+    });
+}
+
 // ------------------------------------------------------------------------------------------------
 // Object manager: handles, references, files, threads
 

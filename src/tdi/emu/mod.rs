@@ -89,6 +89,17 @@ pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The system affinities `KeSetSystemAffinityThreadEx` applied since the last call (it empties
+/// the record), in order: one processor mask per pinned thread.
+pub fn system_affinities() -> Vec<usize> {
+    std::mem::take(&mut *kernel::lock(&kernel::AFFINITIES_SET))
+}
+
+/// The record `system_affinities` would return, left in place.
+pub fn system_affinities_peek() -> Vec<usize> {
+    kernel::lock(&kernel::AFFINITIES_SET).clone()
+}
+
 static SEED: AtomicU64 = AtomicU64::new(0x5eed_0001);
 
 /// Sets the base seed of the transport's random choices (completion order per IRP, chunk sizes,
