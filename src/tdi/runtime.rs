@@ -5,7 +5,7 @@
 //!
 //! Threads (all system threads at PASSIVE_LEVEL): one **scheduler** per CPU, each with a run queue
 //! of connections (spin lock) and a synchronization event; one **acceptor**
-//! (`super::acceptor`). Scheduler 0 also runs the engine's timers.
+//! (`super::acceptor`); one **reaper** running the engine's timers every 50 ms.
 //!
 //! **IRQL rule**: the engine and the LNet layer live behind [`PassiveLock`] — a lock taken only at
 //! PASSIVE_LEVEL by the runtime's threads (and by callers of [`TdiRuntime::with`]). Code at
@@ -344,6 +344,22 @@ impl TdiRuntime {
                     rt.stop();
                     return Err(st);
                 }
+            }
+        }
+        // The reaper: the engine's timers (connect/handshake/ZC-ACK timeouts, keepalive
+        // NOOPs, reconnects, reaping of stalled connections), on a thread of its own so that no
+        // amount of traffic on a scheduler delays them. Joined with the schedulers.
+        let arg = Box::into_raw(Box::new(ThreadArg {
+            shared: shared.clone(),
+            index: n,
+        }));
+        match SysThread::spawn(reaper_main, arg.cast()) {
+            Ok(t) => rt.threads.push((t, arg)),
+            Err(st) => {
+                // SAFETY: the thread did not start: the argument is still ours.
+                drop(unsafe { Box::from_raw(arg) });
+                rt.stop();
+                return Err(st);
             }
         }
         if shared.listener.lock().is_some() {
@@ -772,9 +788,6 @@ fn scheduler_loop(arg: &ThreadArg) {
         match next {
             Some(conn) => process(shared, &conn),
             None => {
-                if arg.index == 0 {
-                    timers(shared);
-                }
                 if shared.sweep.swap(false, Ordering::AcqRel) {
                     let all: Vec<Arc<Conn>> = shared.core.lock().conns.values().cloned().collect();
                     for c in all {
@@ -785,6 +798,20 @@ fn scheduler_loop(arg: &ThreadArg) {
                 me.event.wait(Some(50));
             }
         }
+    }
+}
+
+/// How often the reaper runs the engine's timers (they have second granularity; LNet
+/// operation timeouts are the finest, in milliseconds).
+const REAPER_PERIOD_MS: u32 = 50;
+
+unsafe extern "system" fn reaper_main(context: *mut c_void) {
+    // SAFETY: the ThreadArg boxed by `start`, freed only after this thread is joined.
+    let arg = unsafe { &*(context as *const ThreadArg) };
+    let shared = &arg.shared;
+    while !shared.stop.load(Ordering::Acquire) {
+        timers(shared);
+        obj::sleep_ms(REAPER_PERIOD_MS);
     }
 }
 
