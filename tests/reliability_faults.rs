@@ -175,18 +175,39 @@ fn sys_econnreset() -> i32 {
 
 #[test]
 fn passive_cut_at_every_byte_v1() {
+    heap_checked(
+        "passive_cut_at_every_byte_v1",
+        passive_cut_at_every_byte_v1_case,
+    );
+}
+
+fn passive_cut_at_every_byte_v1_case() {
     let n = passive_cut_sweep(ProtoVersion::V1);
     assert_eq!(n, 16 + 80 + 72 + 40 + 1);
 }
 
 #[test]
 fn passive_cut_at_every_byte_v2_big_endian() {
+    heap_checked(
+        "passive_cut_at_every_byte_v2_big_endian",
+        passive_cut_at_every_byte_v2_big_endian_case,
+    );
+}
+
+fn passive_cut_at_every_byte_v2_big_endian_case() {
     let n = passive_cut_sweep(ProtoVersion::V2);
     assert_eq!(n, 16 + 56 + 24 + 72 + 40 + 1);
 }
 
 #[test]
 fn passive_cut_at_every_byte_v3() {
+    heap_checked(
+        "passive_cut_at_every_byte_v3",
+        passive_cut_at_every_byte_v3_case,
+    );
+}
+
+fn passive_cut_at_every_byte_v3_case() {
     let n = passive_cut_sweep(ProtoVersion::V3);
     assert_eq!(n, 16 + 56 + 24 + 72 + 40 + 1);
 }
@@ -413,16 +434,37 @@ fn active_cut_sweep(v: ProtoVersion) -> usize {
 
 #[test]
 fn active_cut_at_every_byte_v1() {
+    heap_checked(
+        "active_cut_at_every_byte_v1",
+        active_cut_at_every_byte_v1_case,
+    );
+}
+
+fn active_cut_at_every_byte_v1_case() {
     assert_eq!(active_cut_sweep(ProtoVersion::V1), 80 + 72 + 40 + 1);
 }
 
 #[test]
 fn active_cut_at_every_byte_v2() {
+    heap_checked(
+        "active_cut_at_every_byte_v2",
+        active_cut_at_every_byte_v2_case,
+    );
+}
+
+fn active_cut_at_every_byte_v2_case() {
     assert_eq!(active_cut_sweep(ProtoVersion::V2), 56 + 24 + 72 + 40 + 1);
 }
 
 #[test]
 fn active_cut_at_every_byte_v3() {
+    heap_checked(
+        "active_cut_at_every_byte_v3",
+        active_cut_at_every_byte_v3_case,
+    );
+}
+
+fn active_cut_at_every_byte_v3_case() {
     assert_eq!(active_cut_sweep(ProtoVersion::V3), 56 + 24 + 72 + 40 + 1);
 }
 
@@ -470,6 +512,13 @@ fn passive_case(b: &Node, what: &str, input: &[u8], reply: Reply, reason: Error)
 
 #[test]
 fn malformed_handshakes_are_refused_with_their_reason() {
+    heap_checked(
+        "malformed_handshakes_are_refused_with_their_reason",
+        malformed_handshakes_are_refused_with_their_reason_case,
+    );
+}
+
+fn malformed_handshakes_are_refused_with_their_reason_case() {
     let b = node(addr(120, 3), &[("accept_timeout", "3")]);
     let me = pid_of(addr(120, 9));
     let to = b.nid();
@@ -641,6 +690,13 @@ fn malformed_handshakes_are_refused_with_their_reason() {
 
 #[test]
 fn insecure_source_port_is_refused_before_any_byte_is_read() {
+    heap_checked(
+        "insecure_source_port_is_refused_before_any_byte_is_read",
+        insecure_source_port_is_refused_before_any_byte_is_read_case,
+    );
+}
+
+fn insecure_source_port_is_refused_before_any_byte_is_read_case() {
     let b = node(addr(121, 3), &[]);
     let me = pid_of(addr(121, 9));
     let mut s = TcpStream::connect_timeout(
@@ -739,6 +795,13 @@ fn after_handshake_case(
 
 #[test]
 fn malformed_messages_close_the_connection_with_their_reason() {
+    heap_checked(
+        "malformed_messages_close_the_connection_with_their_reason",
+        malformed_messages_close_the_connection_with_their_reason_case,
+    );
+}
+
+fn malformed_messages_close_the_connection_with_their_reason_case() {
     let b = node(addr(122, 3), &[]);
     let me = pid_of(addr(122, 9));
     let v3 = ProtoVersion::V3;
@@ -891,6 +954,13 @@ fn malformed_messages_close_the_connection_with_their_reason() {
 /// EHOSTUNREACH (once), and the connection's close names the reason.
 #[test]
 fn bad_hello_replies_fail_the_connect_and_its_messages() {
+    heap_checked(
+        "bad_hello_replies_fail_the_connect_and_its_messages",
+        bad_hello_replies_fail_the_connect_and_its_messages_case,
+    );
+}
+
+fn bad_hello_replies_fail_the_connect_and_its_messages_case() {
     let me = pid_of(addr(123, 9));
     let acc = HostileAcceptor::new(me);
     let a = node(
@@ -1098,11 +1168,19 @@ fn zc_ack_never_sent(v: ProtoVersion) {
 
 #[test]
 fn zc_ack_never_sent_v2() {
+    heap_checked("zc_ack_never_sent_v2", zc_ack_never_sent_v2_case);
+}
+
+fn zc_ack_never_sent_v2_case() {
     zc_ack_never_sent(ProtoVersion::V2);
 }
 
 #[test]
 fn zc_ack_never_sent_v3() {
+    heap_checked("zc_ack_never_sent_v3", zc_ack_never_sent_v3_case);
+}
+
+fn zc_ack_never_sent_v3_case() {
     zc_ack_never_sent(ProtoVersion::V3);
 }
 
@@ -1111,6 +1189,13 @@ fn zc_ack_never_sent_v3() {
 
 #[test]
 fn one_byte_per_second_handshake_is_cut_at_accept_timeout() {
+    heap_checked(
+        "one_byte_per_second_handshake_is_cut_at_accept_timeout",
+        one_byte_per_second_handshake_is_cut_at_accept_timeout_case,
+    );
+}
+
+fn one_byte_per_second_handshake_is_cut_at_accept_timeout_case() {
     let b = node(addr(127, 3), &[("accept_timeout", "2")]);
     let me = pid_of(addr(127, 9));
     let hs = [
@@ -1155,6 +1240,13 @@ fn one_byte_per_second_handshake_is_cut_at_accept_timeout() {
 
 #[test]
 fn one_byte_per_second_hello_reply_is_cut_at_sock_timeout() {
+    heap_checked(
+        "one_byte_per_second_hello_reply_is_cut_at_sock_timeout",
+        one_byte_per_second_hello_reply_is_cut_at_sock_timeout_case,
+    );
+}
+
+fn one_byte_per_second_hello_reply_is_cut_at_sock_timeout_case() {
     let me = pid_of(addr(128, 9));
     let acc = HostileAcceptor::new(me);
     let a = node(addr(128, 2), &[("sock_timeout", "2")]);
@@ -1214,6 +1306,13 @@ use std::io::{Read, Write};
 
 #[test]
 fn half_open_flood_is_bounded_and_a_good_peer_is_served() {
+    heap_checked(
+        "half_open_flood_is_bounded_and_a_good_peer_is_served",
+        half_open_flood_is_bounded_and_a_good_peer_is_served_case,
+    );
+}
+
+fn half_open_flood_is_bounded_and_a_good_peer_is_served_case() {
     const MAX: u64 = 8;
     const FLOOD: u64 = 40;
     let (ia, ib, ic) = (addr(129, 2), addr(129, 3), addr(129, 4));
@@ -1324,6 +1423,13 @@ fn half_open_flood_is_bounded_and_a_good_peer_is_served() {
 
 #[test]
 fn rebooted_connector_closes_old_connections_is_refused_once_then_served() {
+    heap_checked(
+        "rebooted_connector_closes_old_connections_is_refused_once_then_served",
+        rebooted_connector_closes_old_connections_is_refused_once_then_served_case,
+    );
+}
+
+fn rebooted_connector_closes_old_connections_is_refused_once_then_served_case() {
     let b = node(addr(130, 3), &[]);
     let me = pid_of(addr(130, 9));
     let mut old = established(&b, &SRC_REBOOT, me, ProtoVersion::V3, 1);
@@ -1383,6 +1489,13 @@ fn rebooted_connector_closes_old_connections_is_refused_once_then_served() {
 
 #[test]
 fn rebooted_acceptor_is_detected_by_the_connector() {
+    heap_checked(
+        "rebooted_acceptor_is_detected_by_the_connector",
+        rebooted_acceptor_is_detected_by_the_connector_case,
+    );
+}
+
+fn rebooted_acceptor_is_detected_by_the_connector_case() {
     let me = pid_of(addr(131, 9));
     let acc = HostileAcceptor::new(me);
     let a = node(
@@ -1468,6 +1581,17 @@ mod runtime_common;
 
 #[test]
 fn peer_killed_mid_bulk_then_restarted() {
+    let (ok_before, failed, lost_acks, settled) = heap_checked(
+        "peer_killed_mid_bulk_then_restarted",
+        peer_killed_mid_bulk_then_restarted_case,
+    );
+    eprintln!(
+        "kill -9: {ok_before} PUTs acknowledged, {failed} failed, {lost_acks} waiting for a lost LNet ACK, settled in {settled:?}"
+    );
+}
+
+/// (PUTs acknowledged before the kill, failed, waiting for a lost LNet ACK, time to settle)
+fn peer_killed_mid_bulk_then_restarted_case() -> (u64, usize, usize, Duration) {
     const N: u64 = 64;
     let (ia, ib) = (addr(132, 2), addr(132, 3));
     let dir = runtime_common::TempDir::new("reliability-kill");
@@ -1540,11 +1664,7 @@ fn peer_killed_mid_bulk_then_restarted() {
     }
     let ok_before = done.values().filter(|r| r.is_ok()).count() as u64;
     let lost_acks = a.lnet_ops_open();
-    eprintln!(
-        "kill -9: {ok_before} PUTs acknowledged, {} failed, {lost_acks} waiting for a lost LNet ACK, settled in {:?}",
-        failed.len(),
-        t_kill.elapsed()
-    );
+    let figures = (ok_before, failed.len(), lost_acks, t_kill.elapsed());
     // The peer comes back with a new incarnation; the persistent route finds it.
     let b = runtime_common::Daemon::start(&dir, "b2", &bnid, &[]);
     assert!(
@@ -1572,4 +1692,5 @@ fn peer_killed_mid_bulk_then_restarted() {
     b.shutdown();
     assert!(rx.try_recv().is_err(), "a completion too many");
     clean(a);
+    figures
 }

@@ -9,6 +9,7 @@ pub mod alloc;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tdinal::engine::Stats;
@@ -157,6 +158,43 @@ pub fn clean(n: Node) {
     for (name, v) in gauges(&r.stats) {
         assert_eq!(v, 0, "{nid}: {name} after shutdown");
     }
+}
+
+/// Runs `body` (one whole test: its nodes, sockets and channels live and die inside it) with
+/// the process heap measured around it, one such test at a time: afterwards the heap must be
+/// back where it was, to the byte and the block (the user-space stand-in for the driver's pool
+/// bytes). Needs the binary to install [`alloc::Counting`]. Dropped connections may still be
+/// in the hands of a node's threads for a moment after `shutdown` returned; they are all
+/// joined by then, so the comparison is exact and immediate, a short bounded wait aside for
+/// the few allocations the test harness itself makes. The body must not print (captured
+/// output is heap): it returns plain figures for the caller to print.
+pub fn heap_checked<R>(what: &str, body: impl FnOnce() -> R) -> R {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The harness frees the previous test's thread and starts the next one (which then waits
+    // here) right as this one begins: let that settle before taking the base.
+    std::thread::sleep(Duration::from_millis(100));
+    // A blocking channel receive leaves a per-thread waiter context (one block, kept until the
+    // thread ends): make it now, on this thread, before the base.
+    {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let _ = rx.recv_timeout(Duration::from_millis(1));
+        drop(tx);
+    }
+    let base = alloc::Pool::now();
+    let r = body();
+    let mut after = alloc::Pool::now();
+    let t0 = Instant::now();
+    while after != base && t0.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+        after = alloc::Pool::now();
+    }
+    assert_eq!(
+        (after.bytes, after.blocks),
+        (base.bytes, base.blocks),
+        "{what}: heap after the test differs from before it (bytes, blocks)"
+    );
+    r
 }
 
 // ------------------------------------------------------------------------------------------
