@@ -206,6 +206,13 @@ impl Shared {
 
     pub fn wake(&self, s: usize) {
         if let Some(slot) = self.scheds.get(s) {
+            if super::sched::is_current(self, s) {
+                // The scheduler itself (reading, or handling its mailbox): it looks at its
+                // mailbox again before it next waits, so no write to its wake-up stream (and
+                // no read of it and no extra poll round) is needed.
+                slot.notified.store(true, Ordering::Release);
+                return;
+            }
             if !slot.notified.swap(true, Ordering::AcqRel) {
                 self.rt.sched_wakeups.fetch_add(1, Ordering::Relaxed);
                 use std::io::Write;

@@ -120,8 +120,19 @@ struct Sched {
     stop_since: Option<Instant>,
 }
 
+std::thread_local! {
+    /// Which scheduler this thread is: its node's `Shared` (as an address) and index.
+    static CURRENT: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, usize::MAX)) };
+}
+
+/// Whether the calling thread is scheduler `idx` of `sh`.
+pub(crate) fn is_current(sh: &Shared, idx: usize) -> bool {
+    CURRENT.with(|c| c.get() == (sh as *const Shared as usize, idx))
+}
+
 /// The scheduler thread's body.
 pub(crate) fn run(sh: Arc<Shared>, idx: usize, wake: UnixStream) {
+    CURRENT.with(|c| c.set((Arc::as_ptr(&sh) as usize, idx)));
     let mut s = Sched {
         sh,
         idx,
@@ -193,7 +204,18 @@ pub(crate) fn run(sh: Arc<Shared>, idx: usize, wake: UnixStream) {
                 ids.push(c.id);
             }
         }
-        let timeout = if s.stop_since.is_some() { 20 } else { 200 };
+        let self_woken =
+            s.sh.scheds
+                .get(idx)
+                .is_some_and(|slot| slot.notified.load(Ordering::Acquire));
+        let timeout = if self_woken {
+            // Its own mailbox got work after it was emptied (see `Shared::wake`): only look.
+            0
+        } else if s.stop_since.is_some() {
+            20
+        } else {
+            200
+        };
         s.sh.rt.polls.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = sys::poll(&mut fds, timeout) {
             nlog!(s.sh, Error, "scheduler {idx}: poll failed: {e}");
