@@ -303,6 +303,37 @@ fn byte_at_a_time_stream_works() {
     finish(&mut sim);
 }
 
+/// A ZC-ACK that arrives before the sender's runtime confirmed the write (the TDI layer's send
+/// completion or a user-space scheduler's write report trailing the peer's answer) finishes the
+/// send at the commit, and is counted as received like any other ZC-ACK.
+#[test]
+fn zc_acks_overtaking_the_write_confirmation_are_counted() {
+    for v in [ProtoVersion::V2, ProtoVersion::V3] {
+        let (mut sim, a, b) = two(v, v, 11);
+        sim.send(0, b, put(a, b, 10, 1), Some(pattern(10, 1)));
+        sim.run();
+        sim.commit_lag = 8;
+        for k in 0..3u64 {
+            sim.send(
+                0,
+                b,
+                put(a, b, 65536, 10 + k),
+                Some(pattern(65536, k as u8)),
+            );
+        }
+        sim.run();
+        let s = sim.nodes[0].engine.stats;
+        assert_eq!(s.zc_requests, 3, "{v:?}");
+        assert_eq!(s.zc_acks_received, 3, "{v:?}: {s:?}");
+        assert_eq!(s.zc_waiting, 0);
+        let done = &sim.nodes[0].log.tx_done;
+        assert_eq!(done.len(), 4);
+        assert!(done.iter().all(|t| t.2.is_ok()), "{done:?}");
+        assert_eq!(sim.nodes[1].log.rx_done.len(), 4);
+        finish(&mut sim);
+    }
+}
+
 #[test]
 fn zc_send_is_held_until_its_ack_and_fails_if_the_ack_never_comes() {
     let (mut sim, a, b) = two(ProtoVersion::V3, ProtoVersion::V3, 5);

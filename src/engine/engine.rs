@@ -1665,6 +1665,9 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                         if t.ksock.zc_cookies[0] != 0 && acks.covers(t.ksock.zc_cookies[0]) {
                             t.acked = true;
                             matched = matched.saturating_add(1);
+                            // Received all the same (the commit finalizes it without waiting).
+                            self.stats.zc_acks_received =
+                                self.stats.zc_acks_received.wrapping_add(1);
                         }
                     }
                 }

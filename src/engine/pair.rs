@@ -124,6 +124,12 @@ pub struct Sim {
     pub wire_bytes: u64,
     /// Keep every byte written on every link (see [`Sim::links`]).
     pub record: bool,
+    /// Steps by which a write's confirmation (`tx_commit`) trails the write itself, as when a
+    /// runtime's scheduler reports a finished write after the peer already answered it (the
+    /// TDI layer's send completion, a user-space write racing the read of the reply). 0: at once.
+    pub commit_lag: u32,
+    /// Writes not yet confirmed: (node, connection, bytes, steps left).
+    lagging: Vec<(usize, ConnId, usize, u32)>,
 }
 
 /// How much of `avail` bytes one read or write moves (xorshift state in `rng`).
@@ -158,6 +164,8 @@ impl Sim {
             rng: seed | 1,
             wire_bytes: 0,
             record: false,
+            commit_lag: 0,
+            lagging: Vec::new(),
         }
     }
 
@@ -216,6 +224,7 @@ impl Sim {
         self.nodes[i].engine = Engine::new(ni, cfg, true);
         self.nodes[i].log = Log::default();
         self.nodes[i].closing.clear();
+        self.lagging.retain(|l| l.0 != i);
     }
 
     pub fn send(
@@ -305,9 +314,22 @@ impl Sim {
                 self.do_event(i, e);
             }
         }
+        // Late write confirmations.
+        for (n, c, w, left) in core::mem::take(&mut self.lagging) {
+            moved = true;
+            if left == 0 {
+                self.nodes[n].engine.tx_commit(now, c, w);
+            } else {
+                self.lagging.push((n, c, w, left - 1));
+            }
+        }
         // Writes.
         let ends: Vec<(usize, ConnId)> = self.by_end.keys().copied().collect();
         for (n, c) in ends.iter().copied() {
+            if self.lagging.iter().any(|l| (l.0, l.1) == (n, c)) {
+                // The engine would offer the unconfirmed bytes again.
+                continue;
+            }
             let li = self.by_end[&(n, c)];
             let dir = if self.links[li].ends[0] == (n, c) {
                 0
@@ -334,7 +356,11 @@ impl Sim {
                 left -= t;
             }
             self.wire_bytes += w as u64;
-            self.nodes[n].engine.tx_commit(now, c, w);
+            if self.commit_lag > 0 && w > 0 {
+                self.lagging.push((n, c, w, self.commit_lag));
+            } else {
+                self.nodes[n].engine.tx_commit(now, c, w);
+            }
             moved |= w > 0;
         }
         // Closing ends whose flush is done.
