@@ -32,7 +32,7 @@ pub fn run_octet() -> u8 {
 
 /// This run's loopback address 127.X.`c`.`d` (host order). Each test (and each seed) uses a
 /// third octet of its own: tdi_pair 10..=19, 30 and 31, tdi_faults 40..=49 and 50..=149,
-/// tdi_node 160..=199.
+/// tdi_linux 160..=179.
 pub fn lo(c: u8, d: u8) -> u32 {
     ip(127, run_octet(), c, d)
 }
