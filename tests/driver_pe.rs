@@ -211,3 +211,111 @@ fn imports_only_from_kernel_modules_and_nothing_exported() {
         );
     }
 }
+
+/// A path's identifiers as the symbol manglers write them (both legacy `_ZN…` and v0 `_R…`
+/// length-prefix each identifier in order): `["tdi", "conn", "on_receive"]` →
+/// `3tdi4conn10on_receive`.
+fn mangled_path(path: &[&str]) -> String {
+    path.iter().map(|p| format!("{}{p}", p.len())).collect()
+}
+
+/// The TDI layer the tests run under the emulation is the one linked into the image: its
+/// DISPATCH_LEVEL handlers, IRP completion routines, send/receive paths, object management and
+/// scheduler threads are functions of the image (the linker map names them), the kernel routines
+/// they call are imported, no part of the emulation is linked, and `src/tdi` has no code that is
+/// compiled for one build and not the other (the only conditional is `mod emu` itself).
+#[test]
+fn tdi_layer_is_linked_unchanged_and_without_the_emulation() {
+    let (data, map) = read_image();
+    let functions: &[&[&str]] = &[
+        &["tdi", "conn", "on_receive"],
+        &["tdi", "conn", "on_chained_receive"],
+        &["tdi", "conn", "on_receive_expedited"],
+        &["tdi", "conn", "on_chained_receive_expedited"],
+        &["tdi", "conn", "on_disconnect"],
+        &["tdi", "conn", "on_error_conn"],
+        &["tdi", "conn", "receive_complete"],
+        &["tdi", "conn", "submit_send"],
+        &["tdi", "conn", "send_complete"],
+        &["tdi", "conn", "submit_connect"],
+        &["tdi", "conn", "connect_complete"],
+        &["tdi", "acceptor", "on_connect"],
+        &["tdi", "acceptor", "accept_complete"],
+        &["tdi", "acceptor", "acceptor_main"],
+        &["tdi", "obj", "open"],
+        &["tdi", "obj", "associate"],
+        &["tdi", "obj", "set_event_handler"],
+        &["tdi", "runtime", "scheduler_main"],
+        &["tdi", "runtime", "finish_send"],
+        &["tdi", "tsdu"],
+    ];
+    let missing: Vec<String> = functions
+        .iter()
+        .map(|p| mangled_path(p))
+        .filter(|m| !map.contains(m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "TDI functions not in the image's linker map: {missing:?}"
+    );
+    assert!(
+        !map.contains(&mangled_path(&["tdi", "emu"])),
+        "the emulation is linked into the driver"
+    );
+
+    let file = PeFile64::parse(&*data).expect("parse the driver as PE32+");
+    let imports: Vec<(String, String)> = file
+        .imports()
+        .expect("read the import table")
+        .iter()
+        .map(|i| {
+            (
+                String::from_utf8_lossy(i.library()).to_ascii_lowercase(),
+                String::from_utf8_lossy(i.name()).to_string(),
+            )
+        })
+        .collect();
+    for (module, name) in [
+        ("ntoskrnl.exe", "IofCallDriver"),
+        ("ntoskrnl.exe", "IoAllocateIrp"),
+        ("ntoskrnl.exe", "IoFreeIrp"),
+        ("ntoskrnl.exe", "IoAllocateMdl"),
+        ("ntoskrnl.exe", "IoFreeMdl"),
+        ("ntoskrnl.exe", "MmBuildMdlForNonPagedPool"),
+        ("ntoskrnl.exe", "IoGetRelatedDeviceObject"),
+        ("ntoskrnl.exe", "ZwCreateFile"),
+        ("ntoskrnl.exe", "ObReferenceObjectByHandle"),
+        ("ntoskrnl.exe", "KeAcquireSpinLockRaiseToDpc"),
+        ("ntoskrnl.exe", "PsCreateSystemThread"),
+        ("tdi.sys", "TdiReturnChainedReceives"),
+    ] {
+        assert!(
+            imports.iter().any(|(m, n)| m == module && n == name),
+            "{name} is not imported from {module}: {imports:?}"
+        );
+    }
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tdi");
+    for entry in std::fs::read_dir(&dir).expect("src/tdi") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let l = line.trim_start();
+            if !(l.starts_with("#[cfg") || l.starts_with("#![cfg") || l.contains("cfg!(")) {
+                continue;
+            }
+            let next = lines.get(i + 1).map(|n| n.trim()).unwrap_or("");
+            let allowed = l == "#[cfg(test)]" || next == "pub mod emu;" || next == "mod emu;";
+            assert!(
+                allowed,
+                "{}:{}: `{l}` compiles TDI code for one build only",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+}
