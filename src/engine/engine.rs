@@ -160,7 +160,14 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             self.finalize_tx(tx, Err(Error::Shutdown));
             return id;
         }
-        if !self.peers.contains_key(&target) {
+        // The common case, one lookup: a known peer with a suitable connection.
+        if let Some(peer) = self.peers.get(&target) {
+            let shape = Self::shape_of(&tx, protocol(ProtoVersion::V3));
+            if let Some(cid) = self.find_conn(peer, shape) {
+                self.queue_on_conn(cid, tx);
+                return id;
+            }
+        } else {
             if target.is_userspace() || target.nid.lnd() != lnd::SOCKLND {
                 // Never connect towards a userspace process (spec §2.7) or a non-TCP NID.
                 self.finalize_tx(tx, Err(Error::HostUnreachable));
@@ -182,8 +189,8 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             self.rx_done(rx, sink, Err(Error::ConnClosed));
             return;
         };
-        let rlen = match conn.rx_pending {
-            Some((seq, hdr)) if seq == rx.seq && conn.is_established() => hdr.payload_length,
+        let rlen = match &conn.rx_pending {
+            Some((seq, hdr)) if *seq == rx.seq && conn.is_established() => hdr.payload_length,
             _ => {
                 self.rx_done(rx, sink, Err(Error::ConnClosed));
                 return;
@@ -544,7 +551,12 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 let mut item = c.rx.commit(n, proto, endian, &self.scratch);
                 // One read may complete several headers (NOOPs and what follows them).
                 while let Some(it) = item {
+                    // Only a NOOP leaves header bytes behind it to parse.
+                    let more = matches!(it, super::rx::RxItem::Noop(_));
                     self.handle_rx_item(conn, it, now);
+                    if !more {
+                        break;
+                    }
                     item = match self.conns.get_mut(&conn) {
                         Some(c) if c.is_established() => c.rx.parse_headers(c.proto, c.rx_endian),
                         _ => None,
@@ -603,20 +615,16 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         if !sending {
             return 0;
         }
+        if c.tx.is_empty() {
+            return 0;
+        }
         let proto = c.proto;
         let zc_ok = c.zc_capable && proto.zc_ack != ZcAckStyle::None;
-        // The peer (its cookie counter) is looked up only when a zero-copy send is about to start.
-        let wants_cookie = zc_ok
-            && c.tx
-                .q
-                .iter()
-                .any(|t| !t.started && t.is_lnet() && t.payload_len() >= zc_min);
-        let peer = if wants_cookie {
-            c.peer.and_then(|p| self.peers.get_mut(&p))
-        } else {
-            None
-        };
-        let mut counter = peer.map(|p| &mut p.zc_next);
+        // The peer (its cookie counter) is looked up only when a zero-copy send is about to
+        // start, once.
+        let peer_id = c.peer;
+        let mut peers = Some(&mut self.peers);
+        let mut counter: Option<&mut u64> = None;
         let stats = &mut self.stats;
         let how = Framing {
             proto,
@@ -629,6 +637,12 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             TX_SLICE_BUDGET,
             |tx| {
                 if zc_ok && tx.is_lnet() && tx.payload_len() >= zc_min {
+                    if counter.is_none() {
+                        counter = peer_id
+                            .zip(peers.take())
+                            .and_then(|(p, all)| all.get_mut(&p))
+                            .map(|p| &mut p.zc_next);
+                    }
                     if let Some(ctr) = counter.as_deref_mut() {
                         tx.ksock.zc_cookies[0] = zc::next_cookie(ctr);
                         stats.zc_requests = stats.zc_requests.wrapping_add(1);
@@ -1568,7 +1582,8 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 self.process_acks(conn, &k, now);
             }
             RxItem::Header(k, mut hdr) => {
-                if !self.process_acks(conn, &k, now) {
+                // No ACK slot filled (the common case): nothing to apply (`zc::acks_of`).
+                if k.zc_cookies[1] != 0 && !self.process_acks(conn, &k, now) {
                     return;
                 }
                 let Some(c) = self.conns.get_mut(&conn) else {
