@@ -175,10 +175,11 @@ pub fn heap_checked<R>(what: &str, body: impl FnOnce() -> R) -> R {
     // here) right as this one begins: let that settle before taking the base.
     std::thread::sleep(Duration::from_millis(100));
     // A blocking channel receive leaves a per-thread waiter context (one block, kept until the
-    // thread ends): make it now, on this thread, before the base.
+    // thread ends): make it now, on this thread, before the base. The wait must outlast the
+    // receiver's spinning before it parks (1 ms did not under valgrind).
     {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let _ = rx.recv_timeout(Duration::from_millis(1));
+        let _ = rx.recv_timeout(Duration::from_millis(20));
         drop(tx);
     }
     let base = alloc::Pool::now();
