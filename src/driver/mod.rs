@@ -14,6 +14,7 @@ pub mod control;
 pub mod entry;
 pub mod lock;
 pub mod nal;
+pub mod nal_bind;
 pub mod nal_if;
 pub mod pool;
 pub mod registry;

@@ -30,7 +30,7 @@ use super::nal_if::{NalInterfaceProvider, TDINAL_LNET_CALLBACKS, TDINAL_NAL_INTE
 use crate::engine::tunables::Tunables;
 use crate::engine::LocalNi;
 use crate::ioctl::{AcceptPolicy, ConnInfo, CtlError, NalControl, PeerInfo};
-use crate::kernel::{NTSTATUS, STATUS_NOT_SUPPORTED};
+use crate::kernel::{NTSTATUS, STATUS_DEVICE_NOT_READY};
 use crate::tdi::{TdiConfig, TdiRuntime};
 use crate::wire::nid::LNET_PID_LUSTRE;
 use crate::wire::{ConnType, Net, Nid, ProcessId};
@@ -285,18 +285,15 @@ impl NalControl for DriverNal {
 }
 
 impl NalInterfaceProvider for DriverNal {
-    /// Not wired yet: `STATUS_NOT_SUPPORTED`. What is missing (docs/nal-interface.md): the
-    /// engine's payloads are owned `Vec<u8>`s and its sinks owned buffers, so `Send`/`SendPages`
-    /// need a payload type over LNet's kvecs/locked MDL chain (lent until `Finalize`), `Recv`/
-    /// `RecvPages` a sink type writing into LNet's buffers; the `Lnet` layer above the engine
-    /// must be replaced by a forwarder calling `Parse` (with an `RxHandle` per matched header),
-    /// `Finalize` exactly once per message (also on shutdown) and `PeerNotify`; and the
-    /// interface's reference count must keep the runtime from stopping while LNet is bound.
+    /// Makes the kernel LNet the engine's upper layer (`super::nal_bind`): its callbacks are
+    /// called by scheduler 0, its entry points queue work for it. `STATUS_DEVICE_BUSY` while
+    /// another LNet is bound (until its last `InterfaceDereference`).
     fn bind_lnet(
         &mut self,
-        _callbacks: &TDINAL_LNET_CALLBACKS,
+        callbacks: &TDINAL_LNET_CALLBACKS,
     ) -> Result<TDINAL_NAL_INTERFACE, NTSTATUS> {
-        Err(STATUS_NOT_SUPPORTED)
+        let rt = self.rt.as_ref().ok_or(STATUS_DEVICE_NOT_READY)?;
+        super::nal_bind::bind(rt, callbacks)
     }
 }
 

@@ -17,7 +17,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::engine::{Engine, Error, Event, LocalNi, RxId, Time, TxId, TxPayload};
+use crate::engine::{Engine, Error, Event, LocalNi, RxId, RxSink, Time, TxId, TxPayload};
 use crate::wire::lnet::LNET_PROTO_PING_MATCHBITS;
 use crate::wire::nid::{LNET_MTU, LNET_RESERVED_PORTAL};
 use crate::wire::ping::{
@@ -134,8 +134,23 @@ pub struct LnetStats {
     pub ops_open: u64,
 }
 
-/// The LNet layer of one NI. `P` is the engine's payload type.
-pub struct Lnet<P> {
+/// A receive sink the LNet layer can allocate itself (from a zeroed buffer) and read back once
+/// the payload is in. Other sinks (LNet's own buffers, `crate::tdi::lent`) may share the
+/// engine's sink type with variants of their own; those are never handed to this layer, and
+/// [`OwnedSink::into_vec`] answers `None` for them.
+pub trait OwnedSink: RxSink + From<Vec<u8>> {
+    /// The received bytes' buffer (`None`: not a buffer this layer allocated).
+    fn into_vec(self) -> Option<Vec<u8>>;
+}
+
+impl OwnedSink for Vec<u8> {
+    fn into_vec(self) -> Option<Vec<u8>> {
+        Some(self)
+    }
+}
+
+/// The LNet layer of one NI. `P` is the engine's payload type, `S` its sink type.
+pub struct Lnet<P, S = Vec<u8>> {
     ni: LocalNi,
     ping_seq: u32,
     next_cookie: u64,
@@ -146,13 +161,13 @@ pub struct Lnet<P> {
     served: BTreeMap<(u32, u64), Vec<u8>>,
     events: VecDeque<LnetEvent>,
     pub stats: LnetStats,
-    _p: core::marker::PhantomData<P>,
+    _p: core::marker::PhantomData<(P, S)>,
 }
 
-type Eng<P> = Engine<P, Vec<u8>>;
+type Eng<P, S> = Engine<P, S>;
 
-impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
-    pub fn new(ni: LocalNi) -> Lnet<P> {
+impl<P: TxPayload + From<Vec<u8>>, S: OwnedSink> Lnet<P, S> {
+    pub fn new(ni: LocalNi) -> Lnet<P, S> {
         Lnet {
             ni,
             ping_seq: 1,
@@ -240,7 +255,13 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
     }
 
     /// Pings `target` the way `lctl ping` does (a GET of its ping info). Answer: `PingDone`.
-    pub fn ping(&mut self, eng: &mut Eng<P>, now: Time, target: ProcessId, timeout_ms: u64) -> u64 {
+    pub fn ping(
+        &mut self,
+        eng: &mut Eng<P, S>,
+        now: Time,
+        target: ProcessId,
+        timeout_ms: u64,
+    ) -> u64 {
         let (wmd, cookie) = self.handle();
         let hdr = self.header(
             target,
@@ -269,15 +290,16 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
     #[allow(clippy::too_many_arguments)]
     pub fn put(
         &mut self,
-        eng: &mut Eng<P>,
+        eng: &mut Eng<P, S>,
         now: Time,
         target: ProcessId,
         portal: u32,
         match_bits: u64,
         hdr_data: u64,
-        data: P,
+        data: impl Into<P>,
         want_ack: bool,
     ) -> u64 {
+        let data: P = data.into();
         let (wmd, cookie) = self.handle();
         let hdr = self.header(
             target,
@@ -300,7 +322,7 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
     /// Sends a GET of up to `len` bytes from `portal`/`match_bits` at `target`. Answer: `GetDone`.
     pub fn get(
         &mut self,
-        eng: &mut Eng<P>,
+        eng: &mut Eng<P, S>,
         now: Time,
         target: ProcessId,
         portal: u32,
@@ -383,7 +405,7 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
 
     fn reply(
         &mut self,
-        eng: &mut Eng<P>,
+        eng: &mut Eng<P, S>,
         now: Time,
         to: ProcessId,
         req: &LnetHdr,
@@ -408,7 +430,7 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
 
     fn send_ack(
         &mut self,
-        eng: &mut Eng<P>,
+        eng: &mut Eng<P, S>,
         now: Time,
         to: ProcessId,
         wmd: WireHandle,
@@ -429,7 +451,7 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
 
     fn drop_rx(
         &mut self,
-        eng: &mut Eng<P>,
+        eng: &mut Eng<P, S>,
         now: Time,
         rx: RxId,
         from: ProcessId,
@@ -442,7 +464,7 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
     }
 
     /// Handles one engine event.
-    pub fn handle_event(&mut self, eng: &mut Eng<P>, now: Time, ev: Event<P, Vec<u8>>) {
+    pub fn handle_event(&mut self, eng: &mut Eng<P, S>, now: Time, ev: Event<P, S>) {
         match ev {
             Event::Rx { rx, peer, hdr } => self.on_rx(eng, now, rx, peer, hdr),
             Event::RxDone { rx, sink, result } => self.on_rx_done(eng, now, rx, sink, result),
@@ -481,7 +503,7 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
         }
     }
 
-    fn on_rx(&mut self, eng: &mut Eng<P>, now: Time, rx: RxId, peer: ProcessId, hdr: LnetHdr) {
+    fn on_rx(&mut self, eng: &mut Eng<P, S>, now: Time, rx: RxId, peer: ProcessId, hdr: LnetHdr) {
         let from = ProcessId::new(hdr.src_nid, hdr.src_pid);
         if hdr.dest_nid != self.ni.nid {
             if hdr.dest_nid.net() == self.ni.nid.net() {
@@ -555,7 +577,7 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
                             ack: ack.map(|w| (w, match_bits)),
                         },
                     );
-                    eng.recv(now, rx, Some(vec![0u8; len as usize]), len);
+                    eng.recv(now, rx, Some(S::from(vec![0u8; len as usize])), len);
                 } else if ptl_index == LNET_RESERVED_PORTAL {
                     self.drop_rx(
                         eng,
@@ -576,7 +598,7 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
                             ack,
                         },
                     );
-                    eng.recv(now, rx, Some(vec![0u8; len as usize]), len);
+                    eng.recv(now, rx, Some(S::from(vec![0u8; len as usize])), len);
                 }
             }
             LnetMsg::Reply { dst_wmd } => {
@@ -585,7 +607,7 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
                     && matches!(self.ops.get(&op), Some(Op::Ping { .. } | Op::Get { .. }));
                 if known {
                     self.rx_kind.insert(rx, RxKind::Reply { op });
-                    eng.recv(now, rx, Some(vec![0u8; len as usize]), len);
+                    eng.recv(now, rx, Some(S::from(vec![0u8; len as usize])), len);
                 } else {
                     self.drop_rx(eng, now, rx, from, "REPLY for an unknown MD");
                 }
@@ -621,15 +643,16 @@ impl<P: TxPayload + From<Vec<u8>>> Lnet<P> {
 
     fn on_rx_done(
         &mut self,
-        eng: &mut Eng<P>,
+        eng: &mut Eng<P, S>,
         now: Time,
         rx: RxId,
-        sink: Option<Vec<u8>>,
+        sink: Option<S>,
         result: Result<u32, Error>,
     ) {
         let Some(kind) = self.rx_kind.remove(&rx) else {
             return;
         };
+        let sink = sink.and_then(S::into_vec);
         match kind {
             RxKind::Discard => {}
             RxKind::Push { from, ack } => {

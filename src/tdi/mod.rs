@@ -7,7 +7,9 @@
 //!   model-checked with loom (`tests/tdi_loom.rs`) through the [`sync`] shim;
 //! - [`conn`]: receive handlers, receive IRPs, the `TDI_SEND` path, connect completion;
 //! - [`acceptor`]: the listener, its backlog of child connection objects, `ClientEventConnect`;
-//! - [`runtime`]: scheduler threads driving `Engine` + `Lnet` ([`TdiRuntime`]).
+//! - [`runtime`]: scheduler threads driving `Engine` + `Lnet` ([`TdiRuntime`]);
+//! - [`lent`]: payloads and sinks over memory of the runtime's own or lent by a kernel LNet;
+//! - [`upper`]: the kernel LNet bound through the NAL interface as the engine's upper layer.
 //!
 //! With the `tdi-emu` feature on Linux, [`emu`] serves the kernel routines all this calls from
 //! user space, over real loopback sockets.
@@ -15,13 +17,15 @@
 pub mod acceptor;
 pub mod bindings;
 pub mod conn;
+pub mod lent;
 pub mod obj;
 pub mod runtime;
 pub mod sendref;
 pub mod sync;
 pub mod tsdu;
+pub mod upper;
 
 #[cfg(all(feature = "tdi-emu", target_os = "linux"))]
 pub mod emu;
 
-pub use runtime::{TdiConfig, TdiEngine, TdiRuntime, TdiStats, TdiStopReport};
+pub use runtime::{TdiConfig, TdiEngine, TdiLnet, TdiRuntime, TdiStats, TdiStopReport};

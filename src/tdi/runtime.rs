@@ -24,9 +24,11 @@
 use super::acceptor::Listener;
 use super::bindings::*;
 use super::conn::*;
+use super::lent::{NalPayload, NalSink};
 use super::obj::{self, KEvent, SysThread};
 use super::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, SpinLock};
 use super::tsdu::TsduEntry;
+use super::upper::{Forwarder, Request, Upcall, UpcallTarget};
 use crate::engine::{Action, ConnAddrs, ConnId, Engine, LocalNi, Stats, Time, Tunables};
 use crate::kernel::*;
 use crate::lnet::{Lnet, LnetEvent};
@@ -39,8 +41,11 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 
-/// The engine type of the kernel runtime (payloads and sinks are pool buffers).
-pub type TdiEngine = Engine<Vec<u8>, Vec<u8>>;
+/// The engine type of the kernel runtime: payloads and sinks are pool buffers of its own or
+/// memory lent by the kernel LNet bound through the NAL interface ([`super::lent`]).
+pub type TdiEngine = Engine<NalPayload, NalSink>;
+/// The runtime's own LNet layer (used while no kernel LNet is bound).
+pub type TdiLnet = Lnet<NalPayload, NalSink>;
 
 /// Configuration of a [`TdiRuntime`].
 #[derive(Clone, Debug)]
@@ -77,6 +82,8 @@ pub struct TdiStats {
     pub error_events: AtomicU64,
     pub teardowns: AtomicU64,
     pub lost_wakeups_avoided: AtomicU64,
+    /// NAL entry-point requests that could not be queued (no memory for the queue entry).
+    pub upper_requests_lost: AtomicU64,
 }
 
 /// What [`TdiRuntime::stop`] left behind: everything should be zero (the user-space runtime's
@@ -181,7 +188,11 @@ impl<T> Drop for PassiveGuard<'_, T> {
 /// What lives behind the engine lock.
 pub struct Core {
     pub engine: TdiEngine,
-    pub lnet: Lnet<Vec<u8>>,
+    /// The upper layer while no kernel LNet is bound.
+    pub lnet: TdiLnet,
+    /// The upper layer while a kernel LNet is bound (`Some`): engine events go to it instead
+    /// of `lnet`.
+    pub external: Option<Forwarder>,
     pub conns: BTreeMap<ConnId, Arc<Conn>>,
     /// Connects waiting to be started outside the lock.
     pending_connects: Vec<(ConnId, u32, u16)>,
@@ -213,6 +224,16 @@ pub struct Shared {
     sweep: AtomicBool,
     pub listener: SpinLock<Option<Arc<Listener>>>,
     pub listen_port: AtomicU32,
+    /// Requests of the bound kernel LNet (entry points, any IRQL <= DISPATCH_LEVEL).
+    upper_requests: SpinLock<VecDeque<Request>>,
+    /// Callbacks for the bound kernel LNet, delivered by scheduler 0 with no lock held.
+    upcalls: SpinLock<VecDeque<Upcall>>,
+    /// The bound kernel LNet's callbacks.
+    upper_target: SpinLock<Option<Arc<dyn UpcallTarget>>>,
+    /// Set after a request or an upcall was queued: scheduler 0 has upper-layer work.
+    upper_pending: AtomicBool,
+    /// Upcalls being delivered right now (popped, callback not returned yet).
+    upcalls_delivering: AtomicUsize,
 }
 
 impl Shared {
@@ -246,6 +267,34 @@ impl Shared {
 
     pub fn now(&self) -> Time {
         Time(obj::now_ms().saturating_add(1_000_000))
+    }
+
+    /// Queues a request of the bound kernel LNet and wakes scheduler 0 (any IRQL <=
+    /// DISPATCH_LEVEL; never blocks, never calls LNet). `Err` gives the request back when the
+    /// runtime is stopping or the queue entry could not be allocated.
+    // The request comes back whole so that its cookie can be finalized; boxing it would cost
+    // an allocation per call at DISPATCH_LEVEL.
+    #[allow(clippy::result_large_err)]
+    pub fn submit(&self, r: Request) -> Result<(), Request> {
+        if self.stop.load(Ordering::Acquire) {
+            return Err(r);
+        }
+        {
+            let mut q = self.upper_requests.lock();
+            if q.try_reserve(1).is_err() {
+                drop(q);
+                self.stats
+                    .upper_requests_lost
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(r);
+            }
+            q.push_back(r);
+        }
+        self.upper_pending.store(true, Ordering::Release);
+        if let Some(s) = self.scheds.first() {
+            s.event.set();
+        }
+        Ok(())
     }
 
     fn push_event(&self, e: LnetEvent) {
@@ -295,6 +344,7 @@ impl TdiRuntime {
             core: PassiveLock::new(Core {
                 engine: Engine::new(cfg.ni, cfg.tunables.clone(), true),
                 lnet: Lnet::new(cfg.ni),
+                external: None,
                 conns: BTreeMap::new(),
                 pending_connects: Vec::new(),
                 release_now: Vec::new(),
@@ -310,6 +360,11 @@ impl TdiRuntime {
             sweep: AtomicBool::new(false),
             listener: SpinLock::new(None),
             listen_port: AtomicU32::new(0),
+            upper_requests: SpinLock::new(VecDeque::new()),
+            upcalls: SpinLock::new(VecDeque::new()),
+            upper_target: SpinLock::new(None),
+            upper_pending: AtomicBool::new(false),
+            upcalls_delivering: AtomicUsize::new(0),
         });
         let mut rt = TdiRuntime {
             shared: shared.clone(),
@@ -387,7 +442,7 @@ impl TdiRuntime {
 
     /// Runs `f` on the LNet layer and engine under the engine lock, then performs what it
     /// asked for. PASSIVE_LEVEL.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Lnet<Vec<u8>>, &mut TdiEngine, Time) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut TdiLnet, &mut TdiEngine, Time) -> R) -> R {
         let now = self.shared.now();
         let r = {
             let mut core = self.shared.core.lock();
@@ -398,6 +453,37 @@ impl TdiRuntime {
         };
         start_pending_connects(&self.shared);
         r
+    }
+
+    /// Makes a kernel LNet the upper layer: from now on engine events go to a [`Forwarder`]
+    /// and LNet's callbacks are called through `target`. `STATUS_DEVICE_BUSY` when one is
+    /// already bound. Returns the shared state the entry points queue their requests on.
+    /// PASSIVE_LEVEL.
+    pub fn bind_external(&self, target: Arc<dyn UpcallTarget>) -> Result<Arc<Shared>, NTSTATUS> {
+        if self.shared.stop.load(Ordering::Acquire) {
+            return Err(STATUS_DEVICE_NOT_READY);
+        }
+        let mut core = self.shared.core.lock();
+        if core.external.is_some() {
+            return Err(STATUS_DEVICE_BUSY);
+        }
+        core.external = Some(Forwarder::new());
+        // Requests left by a previous binding after its last dereference broke the contract;
+        // they are not applied to this one.
+        self.shared.upper_requests.lock().clear();
+        *self.shared.upper_target.lock() = Some(target);
+        Ok(self.shared.clone())
+    }
+
+    /// Whether a kernel LNet is bound.
+    pub fn external_bound(&self) -> bool {
+        self.shared.core.lock().external.is_some()
+    }
+
+    /// The bound forwarder's state, read under the engine lock (tests, diagnostics).
+    pub fn with_external<R>(&self, f: impl FnOnce(Option<&Forwarder>) -> R) -> R {
+        let core = self.shared.core.lock();
+        f(core.external.as_ref())
     }
 
     /// The next LNet event (pings answered, PUTs received, …).
@@ -501,7 +587,12 @@ impl TdiRuntime {
         if let Some(l) = l {
             l.close();
         }
-        // 5. LNet operations whose answer can no longer come fail now (each completes once).
+        // 5. A bound kernel LNet: what the engine never answered is finalized (cancelled), and
+        //    every upcall still queued is delivered here, on the stopping thread (the
+        //    schedulers are gone), with no lock held. Requests queued after the schedulers
+        //    stopped are refused by `submit`; those queued before are cancelled.
+        finish_external(&shared);
+        // 6. LNet operations whose answer can no longer come fail now (each completes once).
         let mut core = shared.core.lock();
         let c = &mut *core;
         let lnet_ops_failed = c.lnet.ops_open();
@@ -528,16 +619,40 @@ impl Drop for TdiRuntime {
 // ------------------------------------------------------------------------------------------------
 // Engine plumbing (PASSIVE_LEVEL, engine lock held)
 
-/// Runs events into the LNet layer and performs actions until the engine is quiet.
+/// Runs events into the upper layer (the bound kernel LNet's forwarder, or the runtime's own
+/// LNet layer) and performs actions until the engine is quiet.
 pub fn drain(shared: &Shared, core: &mut Core, now: Time) {
     for _ in 0..10_000 {
         let mut moved = false;
         while let Some(ev) = core.engine.poll_event() {
             moved = true;
-            core.lnet.handle_event(&mut core.engine, now, ev);
+            match core.external.as_mut() {
+                Some(f) => f.handle_event(now, ev),
+                None => core.lnet.handle_event(&mut core.engine, now, ev),
+            }
         }
         while let Some(e) = core.lnet.poll_event() {
             shared.push_event(e);
+        }
+        if let Some(f) = core.external.as_mut() {
+            let mut queued = false;
+            while let Some(u) = f.poll_upcall() {
+                let mut q = shared.upcalls.lock();
+                if q.try_reserve(1).is_err() {
+                    // Kept in the forwarder: delivered once memory allows (next drain).
+                    drop(q);
+                    f.unpoll_upcall(u);
+                    break;
+                }
+                q.push_back(u);
+                queued = true;
+            }
+            if queued {
+                shared.upper_pending.store(true, Ordering::Release);
+                if let Some(s) = shared.scheds.first() {
+                    s.event.set();
+                }
+            }
         }
         while let Some(a) = core.engine.poll_action() {
             moved = true;
@@ -784,6 +899,9 @@ fn scheduler_loop(arg: &ThreadArg) {
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
+        if arg.index == 0 {
+            upper_work(shared);
+        }
         let next = me.runq.lock().pop_front();
         match next {
             Some(conn) => process(shared, &conn),
@@ -813,6 +931,226 @@ unsafe extern "system" fn reaper_main(context: *mut c_void) {
         timers(shared);
         obj::sleep_ms(REAPER_PERIOD_MS);
     }
+}
+
+/// Scheduler 0's share of the bound kernel LNet: applies its queued requests to the engine,
+/// then delivers the queued upcalls with no lock held. PASSIVE_LEVEL.
+fn upper_work(shared: &Arc<Shared>) {
+    if !shared.upper_pending.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let applied = {
+        let now = shared.now();
+        let mut core = shared.core.lock();
+        let c = &mut *core;
+        // Unbound (or unbinding): requests stay queued for `unbind_external`, which finalizes
+        // them.
+        match c.external.as_mut() {
+            Some(f) => {
+                let reqs = core::mem::take(&mut *shared.upper_requests.lock());
+                let any = !reqs.is_empty();
+                for r in reqs {
+                    f.apply(&mut c.engine, now, r);
+                }
+                drain(shared, c, now);
+                any
+            }
+            None => false,
+        }
+    };
+    if applied {
+        start_pending_connects(shared);
+    }
+    deliver_upcalls(shared);
+}
+
+/// Delivers every queued upcall to the bound kernel LNet, one at a time, with no lock held. A
+/// refused `Parse` becomes a `Reject` request (applied on the next pass).
+fn deliver_upcalls(shared: &Shared) {
+    let target = shared.upper_target.lock().clone();
+    loop {
+        shared.upcalls_delivering.fetch_add(1, Ordering::AcqRel);
+        let next = shared.upcalls.lock().pop_front();
+        let Some(up) = next else {
+            shared.upcalls_delivering.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
+        let parse = match &up {
+            Upcall::Parse { handle, .. } => Some(*handle),
+            _ => None,
+        };
+        let accepted = match target.as_ref() {
+            Some(t) => t.deliver(up),
+            None => true,
+        };
+        shared.upcalls_delivering.fetch_sub(1, Ordering::AcqRel);
+        if let (Some(handle), false) = (parse, accepted) {
+            if shared.submit(Request::Reject { handle }).is_err() {
+                // Stopping: the engine closes the connection anyway.
+            }
+        }
+    }
+}
+
+/// Whether the bound kernel LNet has nothing left inside the runtime: no message of its in the
+/// engine, no request or upcall queued or being delivered.
+fn external_quiet(shared: &Shared) -> bool {
+    let inside = shared
+        .core
+        .lock()
+        .external
+        .as_ref()
+        .map_or(0, |f| f.outstanding());
+    inside == 0
+        && shared.upper_requests.lock().is_empty()
+        && shared.upcalls.lock().is_empty()
+        && shared.upcalls_delivering.load(Ordering::Acquire) == 0
+}
+
+/// Releases the bound kernel LNet (its last `InterfaceDereference`; PASSIVE_LEVEL, not from
+/// inside one of its callbacks). `Parse` handles it did not answer are discarded; while any of
+/// its messages is still inside the engine, the connections are closed (then, if that is not
+/// enough, the peers deleted, which fails sends waiting for a connection) so that every message
+/// is finalized, and delivered, before this returns. Afterwards the runtime's own LNet layer
+/// is the upper layer again. Returns the messages that had to be cancelled by force (0 unless
+/// the engine kept one beyond the waits).
+pub fn unbind_external(shared: &Arc<Shared>) -> usize {
+    if shared.stop.load(Ordering::Acquire) {
+        // The runtime stopped: `stop` finalized and delivered everything already.
+        return 0;
+    }
+    for step in 0..3u32 {
+        {
+            let now = shared.now();
+            let mut core = shared.core.lock();
+            let c = &mut *core;
+            let Some(f) = c.external.as_mut() else {
+                return 0;
+            };
+            f.discard_parsed(&mut c.engine, now);
+            if f.outstanding() > 0 {
+                match step {
+                    0 => {}
+                    1 => {
+                        c.engine.close_conns(now, None, None);
+                    }
+                    _ => {
+                        c.engine.del_peer(now, None, None);
+                    }
+                }
+            }
+            drain(shared, c, now);
+        }
+        shared.upper_pending.store(true, Ordering::Release);
+        if let Some(s) = shared.scheds.first() {
+            s.event.set();
+        }
+        // Messages in flight get a second to complete on their own; then the connections are
+        // cut (5 s for them to be released), then the peers deleted (5 s).
+        let rounds = if step == 0 { 200 } else { 1000 };
+        for _ in 0..rounds {
+            if external_quiet(shared) {
+                break;
+            }
+            obj::sleep_ms(5);
+        }
+        if external_quiet(shared) {
+            break;
+        }
+    }
+    // Detach the forwarder: from here on engine events go to the runtime's own LNet layer. A
+    // `Parse` it produced since the last discard is discarded too (still queued: dropped below;
+    // being delivered right now: LNet's Recv for it is finalized `Cancelled` below).
+    let mut f = {
+        let now = shared.now();
+        let mut core = shared.core.lock();
+        let c = &mut *core;
+        let Some(mut f) = c.external.take() else {
+            return 0;
+        };
+        f.discard_parsed(&mut c.engine, now);
+        drain(shared, c, now);
+        f
+    };
+    start_pending_connects(shared);
+    shared
+        .upcalls
+        .lock()
+        .retain(|u| !matches!(u, Upcall::Parse { .. }));
+    // What the engine still holds (0 unless the waits above were not enough) is cancelled;
+    // see docs/nal-interface.md (remaining work).
+    let forced = f.outstanding();
+    f.cancel_all();
+    // Finalize and deliver everything left, here, until no callback is in progress anywhere
+    // (scheduler 0 may be inside one, and LNet may call an entry point from it).
+    for _ in 0..10_000 {
+        let reqs = core::mem::take(&mut *shared.upper_requests.lock());
+        for r in reqs {
+            f.cancel_request(r);
+        }
+        while let Some(u) = f.poll_upcall() {
+            let mut q = shared.upcalls.lock();
+            if q.try_reserve(1).is_err() {
+                drop(q);
+                f.unpoll_upcall(u);
+                break;
+            }
+            q.push_back(u);
+        }
+        deliver_upcalls(shared);
+        if shared.upcalls_delivering.load(Ordering::Acquire) == 0
+            && shared.upper_requests.lock().is_empty()
+            && shared.upcalls.lock().is_empty()
+        {
+            break;
+        }
+        obj::sleep_ms(1);
+    }
+    *shared.upper_target.lock() = None;
+    forced
+}
+
+/// Moves the forwarder's upcalls to the delivery queue (stop and forced unbind).
+fn move_upcalls(shared: &Shared) {
+    let mut core = shared.core.lock();
+    if let Some(f) = core.external.as_mut() {
+        while let Some(u) = f.poll_upcall() {
+            let mut q = shared.upcalls.lock();
+            if q.try_reserve(1).is_err() {
+                f.unpoll_upcall(u);
+                break;
+            }
+            q.push_back(u);
+        }
+    }
+}
+
+/// The stop's end for a bound kernel LNet (schedulers joined, engine shut down): queued
+/// requests are cancelled (each `Send`/`Recv` finalized once), what the engine never answered
+/// is cancelled, and every upcall is delivered on this thread, with no lock held. The binding
+/// stays (LNet still holds its reference); `submit` refuses from now on.
+fn finish_external(shared: &Shared) {
+    let reqs = core::mem::take(&mut *shared.upper_requests.lock());
+    {
+        let now = shared.now();
+        let mut core = shared.core.lock();
+        let c = &mut *core;
+        let Some(f) = c.external.as_mut() else {
+            return;
+        };
+        for r in reqs {
+            f.cancel_request(r);
+        }
+        // The engine is shut down: drain whatever it still produces, then cancel the rest.
+        drain(shared, c, now);
+        if let Some(f) = c.external.as_mut() {
+            f.cancel_all();
+        }
+    }
+    move_upcalls(shared);
+    deliver_upcalls(shared);
+    // No callback after the stop.
+    *shared.upper_target.lock() = None;
 }
 
 fn timers(shared: &Arc<Shared>) {

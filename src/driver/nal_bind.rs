@@ -1,0 +1,375 @@
+//! The NAL interface's entry points and LNet's callbacks over the TDI runtime: what
+//! [`super::nal::DriverNal`]'s `bind_lnet` hands out (`docs/nal-interface.md`).
+//!
+//! The interface `Context` is a [`Binding`] (an `Arc` turned into a raw pointer, referenced once
+//! for the caller): it holds the runtime's shared state, so LNet's pointer stays valid until its
+//! last `InterfaceDereference`, even if the runtime stopped meanwhile. Entry points (≤
+//! DISPATCH_LEVEL) check their arguments, describe LNet's fragments in place (no copy) and queue
+//! a [`Request`] for scheduler 0 ([`Shared::submit`]); LNet's callbacks are called by scheduler 0
+//! through [`LnetCallbacks`] at PASSIVE_LEVEL with no lock held (`crate::tdi::upper`).
+//!
+//! Not implemented yet: `SendPages`/`RecvPages` (MDL chains) finalize with
+//! `STATUS_NOT_SUPPORTED` (a `RecvPages` still consumes its handle: the payload is discarded).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use super::nal_if::{
+    TDINAL_KVEC, TDINAL_LNET_CALLBACKS, TDINAL_LNET_FINALIZE, TDINAL_LNET_PARSE,
+    TDINAL_LNET_PEER_NOTIFY, TDINAL_NAL_INTERFACE, TDINAL_NAL_VERSION,
+};
+use crate::engine::Error;
+use crate::kernel::{
+    MDL, NTSTATUS, STATUS_CANCELLED, STATUS_CONNECTION_DISCONNECTED, STATUS_HOST_UNREACHABLE,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_IO_TIMEOUT,
+    STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+};
+use crate::tdi::lent::{LentPayload, LentSink};
+use crate::tdi::runtime::{unbind_external, Shared};
+use crate::tdi::upper::{Cookie, Failure, Request, Upcall, UpcallTarget, HDR_LEN};
+use crate::tdi::TdiRuntime;
+use crate::wire::nid::{LNET_MAX_IOV, LNET_MTU};
+use crate::wire::{LnetHdr, Nid, ProcessId};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// `STATUS_CRC_ERROR`.
+pub const STATUS_CRC_ERROR: NTSTATUS = 0xC000_003F_u32 as NTSTATUS;
+/// `STATUS_INVALID_NETWORK_RESPONSE`.
+pub const STATUS_INVALID_NETWORK_RESPONSE: NTSTATUS = 0xC000_00C3_u32 as NTSTATUS;
+/// `STATUS_CONNECTION_REFUSED`.
+pub const STATUS_CONNECTION_REFUSED: NTSTATUS = 0xC000_0236_u32 as NTSTATUS;
+/// `STATUS_UNEXPECTED_NETWORK_ERROR`.
+pub const STATUS_UNEXPECTED_NETWORK_ERROR: NTSTATUS = 0xC000_00C4_u32 as NTSTATUS;
+
+/// The `Finalize` status of a message's outcome (`docs/nal-interface.md` §3).
+pub fn finalize_status(result: &Result<u32, Failure>) -> NTSTATUS {
+    match result {
+        Ok(_) => STATUS_SUCCESS,
+        Err(Failure::Invalid) => STATUS_INVALID_PARAMETER,
+        Err(Failure::Unsupported) => STATUS_NOT_SUPPORTED,
+        Err(Failure::Cancelled) => STATUS_CANCELLED,
+        Err(Failure::Engine(e)) => match e {
+            Error::ConnClosed => STATUS_CONNECTION_DISCONNECTED,
+            Error::Checksum { .. } => STATUS_CRC_ERROR,
+            Error::Timeout(_) => STATUS_IO_TIMEOUT,
+            Error::HostUnreachable => STATUS_HOST_UNREACHABLE,
+            Error::Protocol(_) | Error::UnexpectedEof | Error::WrongPeer { .. } => {
+                STATUS_INVALID_NETWORK_RESPONSE
+            }
+            Error::Refused(_) => STATUS_CONNECTION_REFUSED,
+            Error::Io(_) => STATUS_UNEXPECTED_NETWORK_ERROR,
+            Error::Shutdown => STATUS_CANCELLED,
+            Error::NoMemory => STATUS_INSUFFICIENT_RESOURCES,
+        },
+    }
+}
+
+/// LNet's callbacks, as it gave them (validated by `nal_if::check_callbacks`).
+pub struct LnetCallbacks {
+    context: usize,
+    parse: TDINAL_LNET_PARSE,
+    finalize: TDINAL_LNET_FINALIZE,
+    peer_notify: Option<TDINAL_LNET_PEER_NOTIFY>,
+}
+
+impl LnetCallbacks {
+    /// `None` when `Parse` or `Finalize` is missing.
+    pub fn new(cb: &TDINAL_LNET_CALLBACKS) -> Option<LnetCallbacks> {
+        Some(LnetCallbacks {
+            context: cb.Context as usize,
+            parse: cb.Parse?,
+            finalize: cb.Finalize?,
+            peer_notify: cb.PeerNotify,
+        })
+    }
+
+    /// Finalizes on the calling thread: only for requests that cannot be queued (the runtime
+    /// stopped under a bound LNet, or no memory for the queue entry).
+    fn finalize_now(&self, cookie: Cookie, why: Failure) {
+        self.deliver(Upcall::Finalize {
+            cookie,
+            result: Err(why),
+        });
+    }
+}
+
+impl UpcallTarget for LnetCallbacks {
+    fn deliver(&self, up: Upcall) -> bool {
+        let ctx = self.context as *mut c_void;
+        match up {
+            Upcall::Parse { hdr, from, handle } => {
+                // SAFETY: LNet's Parse, called as the interface says: PASSIVE_LEVEL, no lock
+                // held, the header valid for the call, the handle opaque.
+                let st = unsafe {
+                    (self.parse)(
+                        ctx,
+                        hdr.as_ptr(),
+                        from.nid.0,
+                        from.pid,
+                        handle as *mut c_void,
+                    )
+                };
+                st >= 0
+            }
+            Upcall::Finalize { cookie, result } => {
+                let bytes = *result.as_ref().unwrap_or(&0);
+                let st = finalize_status(&result);
+                // SAFETY: LNet's Finalize with the cookie it gave, once per message.
+                unsafe { (self.finalize)(ctx, cookie as *mut c_void, st, bytes) };
+                true
+            }
+            Upcall::PeerNotify { nid, alive } => {
+                if let Some(f) = self.peer_notify {
+                    // SAFETY: LNet's optional PeerNotify, PASSIVE_LEVEL, no lock held.
+                    unsafe { f(ctx, nid.0, u8::from(alive)) };
+                }
+                true
+            }
+        }
+    }
+}
+
+/// The interface's `Context`: one per bind.
+pub struct Binding {
+    refs: AtomicUsize,
+    shared: Arc<Shared>,
+    callbacks: Arc<LnetCallbacks>,
+}
+
+impl Binding {
+    /// Queues `r`; a `Send`/`Recv` that cannot be queued is finalized at once (see
+    /// [`LnetCallbacks::finalize_now`]).
+    fn submit(&self, r: Request) {
+        if let Err(r) = self.shared.submit(r) {
+            match r {
+                Request::Send { cookie, .. }
+                | Request::Recv { cookie, .. }
+                | Request::RecvRefused { cookie, .. } => {
+                    self.callbacks.finalize_now(cookie, Failure::Cancelled)
+                }
+                Request::Refuse { cookie, why } => self.callbacks.finalize_now(cookie, why),
+                Request::Reject { .. } | Request::PeerDead { .. } => {}
+            }
+        }
+    }
+}
+
+/// Binds LNet to `rt` and builds the interface, referenced once for the caller.
+pub fn bind(rt: &TdiRuntime, cb: &TDINAL_LNET_CALLBACKS) -> Result<TDINAL_NAL_INTERFACE, NTSTATUS> {
+    let callbacks = Arc::new(LnetCallbacks::new(cb).ok_or(STATUS_INVALID_PARAMETER)?);
+    let shared = rt.bind_external(callbacks.clone())?;
+    let binding = Arc::new(Binding {
+        refs: AtomicUsize::new(1),
+        shared,
+        callbacks,
+    });
+    Ok(TDINAL_NAL_INTERFACE {
+        Size: super::nal_if::INTERFACE_V1_SIZE as u16,
+        Version: TDINAL_NAL_VERSION,
+        Reserved: 0,
+        Context: Arc::into_raw(binding) as *mut c_void,
+        InterfaceReference: Some(nal_reference),
+        InterfaceDereference: Some(nal_dereference),
+        Send: Some(nal_send),
+        SendPages: Some(nal_send_pages),
+        Recv: Some(nal_recv),
+        RecvPages: Some(nal_recv_pages),
+        Notify: Some(nal_notify),
+    })
+}
+
+/// The binding behind an interface `Context`.
+///
+/// # Safety
+/// `ctx` is a `Context` returned by [`bind`] whose last reference has not been dropped.
+unsafe fn binding<'a>(ctx: *mut c_void) -> &'a Binding {
+    // SAFETY: the caller's contract: the Arc is alive while LNet holds a reference.
+    unsafe { &*(ctx as *const Binding) }
+}
+
+unsafe extern "system" fn nal_reference(ctx: *mut c_void) {
+    // SAFETY: LNet holds a reference (it got the interface referenced).
+    let b = unsafe { binding(ctx) };
+    b.refs.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The last dereference unbinds: every message of LNet's is finalized before it returns.
+/// PASSIVE_LEVEL for the last one, never from inside an LNet callback.
+unsafe extern "system" fn nal_dereference(ctx: *mut c_void) {
+    // SAFETY: LNet holds the reference it drops here.
+    let b = unsafe { binding(ctx) };
+    if b.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+        return;
+    }
+    unbind_external(&b.shared);
+    // SAFETY: the last reference: the Arc made by `bind` is taken back and dropped.
+    drop(unsafe { Arc::from_raw(ctx as *const Binding) });
+}
+
+/// LNet's `TDINAL_KVEC` array as `(address, length)` pairs covering exactly `len` bytes.
+///
+/// # Safety
+/// `iov` points to `n` readable `TDINAL_KVEC`s (when `n` > 0).
+unsafe fn fragments(iov: *const TDINAL_KVEC, n: u32, len: u32) -> Option<Vec<(*mut u8, usize)>> {
+    let n = usize::try_from(n).ok()?;
+    if n > LNET_MAX_IOV || len > LNET_MTU || (n > 0 && iov.is_null()) {
+        return None;
+    }
+    let mut left = usize::try_from(len).ok()?;
+    let mut out = Vec::new();
+    out.try_reserve(n).ok()?;
+    for i in 0..n {
+        if left == 0 {
+            break;
+        }
+        // SAFETY: i < n, inside the caller's array.
+        let kv = unsafe { core::ptr::read_unaligned(iov.add(i)) };
+        if kv.Length == 0 {
+            continue;
+        }
+        if kv.Base.is_null() {
+            return None;
+        }
+        let take = kv.Length.min(left);
+        out.push((kv.Base.cast::<u8>(), take));
+        left = left.saturating_sub(take);
+    }
+    (left == 0).then_some(out)
+}
+
+unsafe extern "system" fn nal_send(
+    ctx: *mut c_void,
+    target_nid: u64,
+    target_pid: u32,
+    header: *const u8,
+    iov: *const TDINAL_KVEC,
+    iov_count: u32,
+    payload_length: u32,
+    cookie: *mut c_void,
+) {
+    // SAFETY: LNet calls entry points only while it holds a reference.
+    let b = unsafe { binding(ctx) };
+    let cookie = cookie as Cookie;
+    let refuse = Request::Refuse {
+        cookie,
+        why: Failure::Invalid,
+    };
+    if header.is_null() {
+        return b.submit(refuse);
+    }
+    // SAFETY: the interface: `Header` points to the 72 bytes of an LNet header, valid during
+    // the call (copied here).
+    let bytes = unsafe { core::slice::from_raw_parts(header, HDR_LEN) };
+    let Ok(hdr) = LnetHdr::decode(bytes) else {
+        return b.submit(refuse);
+    };
+    if hdr.payload_length != payload_length {
+        return b.submit(refuse);
+    }
+    // SAFETY: the interface: `Iov` holds `IovCount` fragments.
+    let Some(frags) = (unsafe { fragments(iov, iov_count, payload_length) }) else {
+        return b.submit(refuse);
+    };
+    let payload = if payload_length == 0 {
+        None
+    } else {
+        let frags = frags
+            .into_iter()
+            .map(|(p, n)| (p.cast_const(), n))
+            .collect();
+        // SAFETY: the interface (§5): LNet keeps the send payload valid and unchanged until
+        // its Finalize, which comes only after the engine handed the payload back.
+        Some(unsafe { LentPayload::new(frags) })
+    };
+    b.submit(Request::Send {
+        target: ProcessId::new(Nid(target_nid), target_pid),
+        hdr,
+        payload,
+        cookie,
+    });
+}
+
+unsafe extern "system" fn nal_send_pages(
+    ctx: *mut c_void,
+    _target_nid: u64,
+    _target_pid: u32,
+    _header: *const u8,
+    _mdl: *mut MDL,
+    _offset: u32,
+    _payload_length: u32,
+    cookie: *mut c_void,
+) {
+    // SAFETY: as for nal_send.
+    let b = unsafe { binding(ctx) };
+    b.submit(Request::Refuse {
+        cookie: cookie as Cookie,
+        why: Failure::Unsupported,
+    });
+}
+
+unsafe extern "system" fn nal_recv(
+    ctx: *mut c_void,
+    rx_handle: *mut c_void,
+    iov: *const TDINAL_KVEC,
+    iov_count: u32,
+    mlength: u32,
+    cookie: *mut c_void,
+) {
+    // SAFETY: as for nal_send.
+    let b = unsafe { binding(ctx) };
+    let cookie = cookie as Cookie;
+    let handle = rx_handle as u64;
+    // SAFETY: the interface: `Iov` holds `IovCount` fragments.
+    let Some(frags) = (unsafe { fragments(iov, iov_count, mlength) }) else {
+        return b.submit(Request::RecvRefused {
+            handle,
+            cookie,
+            why: Failure::Invalid,
+        });
+    };
+    let sink = if mlength == 0 {
+        None
+    } else {
+        // SAFETY: the interface (§5): LNet lends the buffers for writing until its Finalize and
+        // does not touch them before.
+        Some(unsafe { LentSink::new(frags) })
+    };
+    b.submit(Request::Recv {
+        handle,
+        sink,
+        mlen: mlength,
+        cookie,
+    });
+}
+
+unsafe extern "system" fn nal_recv_pages(
+    ctx: *mut c_void,
+    rx_handle: *mut c_void,
+    _mdl: *mut MDL,
+    _offset: u32,
+    _mlength: u32,
+    cookie: *mut c_void,
+) {
+    // SAFETY: as for nal_send.
+    let b = unsafe { binding(ctx) };
+    b.submit(Request::RecvRefused {
+        handle: rx_handle as u64,
+        cookie: cookie as Cookie,
+        why: Failure::Unsupported,
+    });
+}
+
+unsafe extern "system" fn nal_notify(ctx: *mut c_void, nid: u64, alive: u8) {
+    // SAFETY: as for nal_send.
+    let b = unsafe { binding(ctx) };
+    if alive == 0 {
+        b.submit(Request::PeerDead { nid: Nid(nid) });
+    }
+}
