@@ -25,8 +25,9 @@ use tdinal::driver::nal_if::{
 use tdinal::engine::tunables::Tunables;
 use tdinal::ioctl::{encode_request, AcceptPolicy, Command, Era};
 use tdinal::kernel::{
-    IO_STACK_LOCATION, IRP, NTSTATUS, PASSIVE_LEVEL, STATUS_CANCELLED, STATUS_DEVICE_BUSY,
-    STATUS_DEVICE_NOT_READY, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+    IoAllocateMdl, IoFreeMdl, MmBuildMdlForNonPagedPool, IO_STACK_LOCATION, IRP, MDL, NTSTATUS,
+    PASSIVE_LEVEL, STATUS_CANCELLED, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
 };
 use tdinal::lnet::LnetEvent;
 use tdinal::runtime::{Node, NodeConfig};
@@ -284,6 +285,56 @@ impl Nal {
             )
         }
     }
+    fn send_pages(
+        &self,
+        to: ProcessId,
+        hdr: &LnetHdr,
+        mdl: *mut MDL,
+        offset: u32,
+        len: u32,
+        cookie: usize,
+    ) {
+        let mut bytes = [0u8; 72];
+        hdr.encode(&mut bytes).expect("encode");
+        self.send_pages_raw(to, &bytes, mdl, offset, len, cookie);
+    }
+    fn send_pages_raw(
+        &self,
+        to: ProcessId,
+        hdr: &[u8; 72],
+        mdl: *mut MDL,
+        offset: u32,
+        len: u32,
+        cookie: usize,
+    ) {
+        // SAFETY: the interface's SendPages; the MDL chain (built for non-paged memory the test
+        // keeps alive) stays valid until the cookie's Finalize.
+        unsafe {
+            (self.0.SendPages.unwrap())(
+                self.0.Context,
+                to.nid.0,
+                to.pid,
+                hdr.as_ptr(),
+                mdl,
+                offset,
+                len,
+                cookie as *mut c_void,
+            )
+        }
+    }
+    fn recv_pages(&self, handle: usize, mdl: *mut MDL, offset: u32, mlen: u32, cookie: usize) {
+        // SAFETY: the interface's RecvPages; the pages are lent until Finalize.
+        unsafe {
+            (self.0.RecvPages.unwrap())(
+                self.0.Context,
+                handle as *mut c_void,
+                mdl,
+                offset,
+                mlen,
+                cookie as *mut c_void,
+            )
+        }
+    }
     fn dereference(&self) {
         // SAFETY: drops the reference the query handed out.
         unsafe { (self.0.InterfaceDereference.unwrap())(self.0.Context) }
@@ -302,6 +353,33 @@ fn kvec_mut(buf: &mut [u8]) -> TDINAL_KVEC {
         Base: buf.as_mut_ptr().cast(),
         Length: buf.len(),
     }
+}
+
+/// An MDL over `buf`, built for non-paged memory (the emulation's IoAllocateMdl and
+/// MmBuildMdlForNonPagedPool), as LNet would lend one.
+fn mdl_over(buf: &[u8]) -> *mut MDL {
+    // SAFETY: the buffer outlives the MDL (freed by the test with free_mdl before the buffer).
+    unsafe {
+        let m = IoAllocateMdl(
+            buf.as_ptr() as *mut c_void,
+            buf.len() as u32,
+            0,
+            0,
+            std::ptr::null_mut(),
+        );
+        assert!(!m.is_null());
+        MmBuildMdlForNonPagedPool(m);
+        m
+    }
+}
+
+fn mdl_over_mut(buf: &mut [u8]) -> *mut MDL {
+    mdl_over(buf)
+}
+
+fn free_mdl(m: *mut MDL) {
+    // SAFETY: an MDL from mdl_over, finalized (no longer referenced by tdinal).
+    unsafe { IoFreeMdl(m) }
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -411,9 +489,8 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
         (got.from, got.portal, got.match_bits, got.hdr_data),
         (drv_id, 9, 0x1234, 0x55)
     );
-    assert_eq!(
-        got.data,
-        frags.concat(),
+    assert!(
+        got.data == frags.concat(),
         "PUT payload as the fragments hold it"
     );
     assert_eq!(fake.finalize_of(0x1001, 20), (STATUS_SUCCESS, len));
@@ -461,7 +538,10 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
     let mut b2 = vec![0u8; 80_000];
     nal.recv(h, &[kvec_mut(&mut b1), kvec_mut(&mut b2)], 100_000, 0x2001);
     assert_eq!(fake.finalize_of(0x2001, 20), (STATUS_SUCCESS, 100_000));
-    assert_eq!([&b1[..], &b2[..70_000]].concat(), sent, "received in place");
+    assert!(
+        [&b1[..], &b2[..70_000]].concat() == sent,
+        "received in place"
+    );
     assert!(b2[70_000..].iter().all(|&b| b == 0), "nothing past mlength");
     let LnetMsg::Put {
         ack_wmd,
@@ -521,7 +601,7 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
     match done_rx.recv_timeout(Duration::from_secs(20)) {
         Ok(LnetEvent::GetDone { op: o, result }) => {
             assert_eq!(o, op);
-            assert_eq!(result.expect("GET answered"), served);
+            assert!(result.expect("GET answered") == served, "REPLY data");
         }
         other => panic!("GetDone: {other:?}"),
     }
@@ -555,7 +635,83 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
     let mut sink = vec![0u8; 8192];
     nal.recv(h, &[kvec_mut(&mut sink)], 5000, 0x4002);
     assert_eq!(fake.finalize_of(0x4002, 10), (STATUS_SUCCESS, 5000));
-    assert_eq!(&sink[..5000], &data[..]);
+    assert!(sink[..5000] == data[..], "REPLY received in place");
+
+    // 4b. Pages: a PUT from a chain of two MDLs, starting 100 bytes in, and a PUT from the
+    //     node received into a chain of three MDLs, 10 bytes in.
+    let pa = pattern(50_000, 21);
+    let pb = pattern(60_000, 22);
+    let ma = mdl_over(&pa);
+    let mb = mdl_over(&pb);
+    // SAFETY: an MDL of ours, just allocated.
+    unsafe { (*ma).Next = mb };
+    let plen = 50_000 - 100 + 30_000;
+    let pput = hdr(
+        drv_nid,
+        node_nid,
+        plen,
+        LnetMsg::Put {
+            ack_wmd: WireHandle::NONE,
+            match_bits: 0x16,
+            hdr_data: 0,
+            ptl_index: 16,
+            offset: 0,
+        },
+    );
+    nal.send_pages(node_id, &pput, ma, 100, plen, 0x4101);
+    let got = tap_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the node receives the PUT from pages");
+    assert_eq!(got.portal, 16);
+    assert!(
+        got.data == [&pa[100..], &pb[..30_000]].concat(),
+        "PUT payload as the pages hold it"
+    );
+    assert_eq!(fake.finalize_of(0x4101, 20), (STATUS_SUCCESS, plen));
+    free_mdl(mb);
+    free_mdl(ma);
+
+    let sent = pattern(70_000, 23);
+    node.handle().put_with(
+        drv_id,
+        17,
+        0x17,
+        0,
+        Arc::from(sent.clone()),
+        false,
+        &done_tx,
+    );
+    let (_, _, h) = fake.parse_matching("the node's PUT for pages", |h| {
+        matches!(h.msg, LnetMsg::Put { ptl_index: 17, .. })
+    });
+    let mut r1 = vec![0u8; 10_000];
+    let mut r2 = vec![0u8; 40_000];
+    let mut r3 = vec![0u8; 40_000];
+    let (m1, m2, m3) = (
+        mdl_over_mut(&mut r1),
+        mdl_over_mut(&mut r2),
+        mdl_over_mut(&mut r3),
+    );
+    // SAFETY: MDLs of ours, just allocated.
+    unsafe {
+        (*m1).Next = m2;
+        (*m2).Next = m3;
+    }
+    nal.recv_pages(h, m1, 10, 70_000, 0x4102);
+    assert_eq!(fake.finalize_of(0x4102, 20), (STATUS_SUCCESS, 70_000));
+    for m in [m3, m2, m1] {
+        free_mdl(m);
+    }
+    let all = [r1, r2, r3].concat();
+    assert!(
+        all[10..70_010] == sent[..],
+        "received in place into the pages"
+    );
+    assert!(all[..10].iter().chain(&all[70_010..]).all(|&b| b == 0));
+    match done_rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(LnetEvent::PutDone { result, .. }) => assert_eq!(result, Ok(0)),
+        other => panic!("PutDone: {other:?}"),
+    }
 
     // 5. Refused arguments: each finalized once (from a scheduler thread), nothing sent.
     let mut garbage = [0u8; 72];
@@ -580,27 +736,32 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
     nal.send(node_id, &put257, &many, 257, 0x5003);
     // A handle that was already consumed.
     nal.recv(h, &[], 0, 0x5004);
-    // SAFETY: the interface's SendPages (an MDL is never touched: not supported yet).
-    unsafe {
-        (nal.0.SendPages.unwrap())(
-            nal.0.Context,
-            node_nid.0,
-            LNET_PID_LUSTRE,
-            garbage.as_ptr(),
-            std::ptr::null_mut(),
-            0,
-            0,
-            0x5005 as *mut c_void,
-        )
-    };
-    for c in 0x5001..=0x5004 {
+    // A header that does not decode, with pages.
+    nal.send_pages_raw(node_id, &garbage, std::ptr::null_mut(), 0, 0, 0x5005);
+    // An MDL chain shorter than the payload.
+    let short = pattern(1000, 8);
+    let ms = mdl_over(&short);
+    let put2000 = hdr(
+        drv_nid,
+        node_nid,
+        2000,
+        LnetMsg::Put {
+            ack_wmd: WireHandle::NONE,
+            match_bits: 1,
+            hdr_data: 0,
+            ptl_index: 9,
+            offset: 0,
+        },
+    );
+    nal.send_pages(node_id, &put2000, ms, 0, 2000, 0x5006);
+    for c in 0x5001..=0x5006 {
         assert_eq!(
             fake.finalize_of(c, 10).0,
             STATUS_INVALID_PARAMETER,
             "{c:#x}"
         );
     }
-    assert_eq!(fake.finalize_of(0x5005, 10).0, STATUS_NOT_SUPPORTED);
+    free_mdl(ms);
 
     // 6. Outstanding at stop: a PUT to a peer that never answers its hello (queued behind the
     //    handshake), and a PUT from the node whose Parse the fake leaves unanswered.
@@ -665,8 +826,8 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
     // Exactly once per message, every one of them.
     let counts = fake.finalize_counts();
     let want: Vec<usize> = vec![
-        0x1001, 0x1002, 0x2001, 0x2002, 0x3001, 0x3002, 0x4001, 0x4002, 0x5001, 0x5002, 0x5003,
-        0x5004, 0x5005, 0x6001, 0x7001,
+        0x1001, 0x1002, 0x2001, 0x2002, 0x3001, 0x3002, 0x4001, 0x4002, 0x4101, 0x4102, 0x5001,
+        0x5002, 0x5003, 0x5004, 0x5005, 0x5006, 0x6001, 0x7001,
     ];
     assert_eq!(counts.keys().copied().collect::<Vec<_>>(), want);
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");

@@ -8,8 +8,9 @@
 //! a [`Request`] for scheduler 0 ([`Shared::submit`]); LNet's callbacks are called by scheduler 0
 //! through [`LnetCallbacks`] at PASSIVE_LEVEL with no lock held (`crate::tdi::upper`).
 //!
-//! Not implemented yet: `SendPages`/`RecvPages` (MDL chains) finalize with
-//! `STATUS_NOT_SUPPORTED` (a `RecvPages` still consumes its handle: the payload is discarded).
+//! `SendPages`/`RecvPages` map each MDL of LNet's chain to system space
+//! (`MmGetSystemAddressForMdlSafe`, callable at DISPATCH_LEVEL) and describe the mapped pages as
+//! fragments, like kvecs: no copy; the TDI send path describes them with MDLs of its own.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -24,9 +25,10 @@ use super::nal_if::{
 };
 use crate::engine::Error;
 use crate::kernel::{
-    MDL, NTSTATUS, STATUS_CANCELLED, STATUS_CONNECTION_DISCONNECTED, STATUS_HOST_UNREACHABLE,
-    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_IO_TIMEOUT,
-    STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+    MmGetMdlByteCount, MmGetSystemAddressForMdlSafe, MDL, MDL_MAPPING_NO_EXECUTE,
+    NORMAL_PAGE_PRIORITY, NTSTATUS, STATUS_CANCELLED, STATUS_CONNECTION_DISCONNECTED,
+    STATUS_HOST_UNREACHABLE, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER,
+    STATUS_IO_TIMEOUT, STATUS_SUCCESS,
 };
 use crate::tdi::lent::{LentPayload, LentSink};
 use crate::tdi::runtime::{unbind_external, Shared};
@@ -53,7 +55,6 @@ pub fn finalize_status(result: &Result<u32, Failure>) -> NTSTATUS {
     match result {
         Ok(_) => STATUS_SUCCESS,
         Err(Failure::Invalid) => STATUS_INVALID_PARAMETER,
-        Err(Failure::Unsupported) => STATUS_NOT_SUPPORTED,
         Err(Failure::Cancelled) => STATUS_CANCELLED,
         Err(Failure::Engine(e)) => match e {
             Error::ConnClosed => STATUS_CONNECTION_DISCONNECTED,
@@ -244,6 +245,119 @@ unsafe fn fragments(iov: *const TDINAL_KVEC, n: u32, len: u32) -> Option<Vec<(*m
     (left == 0).then_some(out)
 }
 
+/// Most MDLs walked in one chain (a loop guard; LNet's payloads have at most 256 pages).
+const MAX_CHAIN: usize = 4 * LNET_MAX_IOV;
+
+/// LNet's MDL chain, `offset` bytes in, as mapped fragments covering exactly `len` bytes: `Err`
+/// when the chain is shorter, longer than [`MAX_CHAIN`] MDLs or needs more than 256 fragments
+/// (`Invalid`), or a mapping fails (`NoMemory`). Callable at DISPATCH_LEVEL.
+///
+/// # Safety
+/// `mdl` is null or the head of a chain of valid MDLs whose pages are locked (or built for
+/// non-paged pool), as the interface requires.
+unsafe fn mdl_fragments(
+    mdl: *mut MDL,
+    offset: u32,
+    len: u32,
+) -> Result<Vec<(*mut u8, usize)>, Failure> {
+    if len > LNET_MTU {
+        return Err(Failure::Invalid);
+    }
+    let mut skip = usize::try_from(offset).map_err(|_| Failure::Invalid)?;
+    let mut left = usize::try_from(len).map_err(|_| Failure::Invalid)?;
+    let mut out = Vec::new();
+    let mut m = mdl;
+    let mut walked = 0usize;
+    while left > 0 {
+        if m.is_null() || walked >= MAX_CHAIN || out.len() >= LNET_MAX_IOV {
+            return Err(Failure::Invalid);
+        }
+        walked = walked.saturating_add(1);
+        // SAFETY: a valid MDL of the chain (the caller's contract).
+        let n = unsafe { MmGetMdlByteCount(m) } as usize;
+        if skip >= n {
+            skip = skip.saturating_sub(n);
+        } else {
+            // SAFETY: a valid, locked MDL; DISPATCH_LEVEL is allowed.
+            let va = unsafe {
+                MmGetSystemAddressForMdlSafe(m, NORMAL_PAGE_PRIORITY | MDL_MAPPING_NO_EXECUTE)
+            };
+            if va.is_null() {
+                return Err(Failure::Engine(Error::NoMemory));
+            }
+            let take = n.saturating_sub(skip).min(left);
+            out.try_reserve(1)
+                .map_err(|_| Failure::Engine(Error::NoMemory))?;
+            out.push((va.cast::<u8>().wrapping_add(skip), take));
+            left = left.saturating_sub(take);
+            skip = 0;
+        }
+        // SAFETY: as above; `Next` links the chain.
+        m = unsafe { (*m).Next };
+    }
+    Ok(out)
+}
+
+/// `Send`'s header checks: the decoded header, or the refusal to queue.
+///
+/// # Safety
+/// `header` is null or points to 72 readable bytes.
+unsafe fn send_header(header: *const u8, payload_length: u32) -> Option<LnetHdr> {
+    if header.is_null() {
+        return None;
+    }
+    // SAFETY: the interface: `Header` points to the 72 bytes of an LNet header, valid during
+    // the call (copied here).
+    let bytes = unsafe { core::slice::from_raw_parts(header, HDR_LEN) };
+    let hdr = LnetHdr::decode(bytes).ok()?;
+    (hdr.payload_length == payload_length).then_some(hdr)
+}
+
+/// The `Send` request over checked fragments.
+fn send_request(
+    target_nid: u64,
+    target_pid: u32,
+    hdr: LnetHdr,
+    frags: Vec<(*mut u8, usize)>,
+    cookie: Cookie,
+) -> Request {
+    let payload = if hdr.payload_length == 0 {
+        None
+    } else {
+        let frags = frags
+            .into_iter()
+            .map(|(p, n)| (p.cast_const(), n))
+            .collect();
+        // SAFETY: the interface (§5): LNet keeps the send payload (fragments, or locked MDL
+        // pages) valid and unchanged until its Finalize, which comes only after the engine
+        // handed the payload back.
+        Some(unsafe { LentPayload::new(frags) })
+    };
+    Request::Send {
+        target: ProcessId::new(Nid(target_nid), target_pid),
+        hdr,
+        payload,
+        cookie,
+    }
+}
+
+/// The `Recv` request over checked fragments.
+fn recv_request(handle: u64, frags: Vec<(*mut u8, usize)>, mlen: u32, cookie: Cookie) -> Request {
+    let sink = if mlen == 0 {
+        None
+    } else {
+        // SAFETY: the interface (§5): LNet lends the buffers (fragments, or locked MDL pages)
+        // for writing until its Finalize and does not touch them before.
+        Some(unsafe { LentSink::new(frags) })
+    };
+    Request::Recv {
+        handle,
+        sink,
+        mlen,
+        cookie,
+    }
+}
+
 unsafe extern "system" fn nal_send(
     ctx: *mut c_void,
     target_nid: u64,
@@ -257,61 +371,45 @@ unsafe extern "system" fn nal_send(
     // SAFETY: LNet calls entry points only while it holds a reference.
     let b = unsafe { binding(ctx) };
     let cookie = cookie as Cookie;
-    let refuse = Request::Refuse {
-        cookie,
-        why: Failure::Invalid,
-    };
-    if header.is_null() {
-        return b.submit(refuse);
-    }
-    // SAFETY: the interface: `Header` points to the 72 bytes of an LNet header, valid during
-    // the call (copied here).
-    let bytes = unsafe { core::slice::from_raw_parts(header, HDR_LEN) };
-    let Ok(hdr) = LnetHdr::decode(bytes) else {
-        return b.submit(refuse);
-    };
-    if hdr.payload_length != payload_length {
-        return b.submit(refuse);
-    }
-    // SAFETY: the interface: `Iov` holds `IovCount` fragments.
-    let Some(frags) = (unsafe { fragments(iov, iov_count, payload_length) }) else {
-        return b.submit(refuse);
-    };
-    let payload = if payload_length == 0 {
-        None
-    } else {
-        let frags = frags
-            .into_iter()
-            .map(|(p, n)| (p.cast_const(), n))
-            .collect();
-        // SAFETY: the interface (§5): LNet keeps the send payload valid and unchanged until
-        // its Finalize, which comes only after the engine handed the payload back.
-        Some(unsafe { LentPayload::new(frags) })
-    };
-    b.submit(Request::Send {
-        target: ProcessId::new(Nid(target_nid), target_pid),
-        hdr,
-        payload,
-        cookie,
+    // SAFETY: the interface: `Header` is 72 readable bytes, `Iov` holds `IovCount` fragments.
+    let checked = unsafe { send_header(header, payload_length) }
+        .and_then(|hdr| Some((hdr, unsafe { fragments(iov, iov_count, payload_length) }?)));
+    b.submit(match checked {
+        Some((hdr, frags)) => send_request(target_nid, target_pid, hdr, frags, cookie),
+        None => Request::Refuse {
+            cookie,
+            why: Failure::Invalid,
+        },
     });
 }
 
 unsafe extern "system" fn nal_send_pages(
     ctx: *mut c_void,
-    _target_nid: u64,
-    _target_pid: u32,
-    _header: *const u8,
-    _mdl: *mut MDL,
-    _offset: u32,
-    _payload_length: u32,
+    target_nid: u64,
+    target_pid: u32,
+    header: *const u8,
+    mdl: *mut MDL,
+    offset: u32,
+    payload_length: u32,
     cookie: *mut c_void,
 ) {
     // SAFETY: as for nal_send.
     let b = unsafe { binding(ctx) };
-    b.submit(Request::Refuse {
-        cookie: cookie as Cookie,
-        why: Failure::Unsupported,
-    });
+    let cookie = cookie as Cookie;
+    // SAFETY: the interface: `Header` is 72 readable bytes.
+    let Some(hdr) = (unsafe { send_header(header, payload_length) }) else {
+        return b.submit(Request::Refuse {
+            cookie,
+            why: Failure::Invalid,
+        });
+    };
+    // SAFETY: the interface: a chain of locked MDLs.
+    b.submit(
+        match unsafe { mdl_fragments(mdl, offset, payload_length) } {
+            Ok(frags) => send_request(target_nid, target_pid, hdr, frags, cookie),
+            Err(why) => Request::Refuse { cookie, why },
+        },
+    );
 }
 
 unsafe extern "system" fn nal_recv(
@@ -327,42 +425,36 @@ unsafe extern "system" fn nal_recv(
     let cookie = cookie as Cookie;
     let handle = rx_handle as u64;
     // SAFETY: the interface: `Iov` holds `IovCount` fragments.
-    let Some(frags) = (unsafe { fragments(iov, iov_count, mlength) }) else {
-        return b.submit(Request::RecvRefused {
+    b.submit(match unsafe { fragments(iov, iov_count, mlength) } {
+        Some(frags) => recv_request(handle, frags, mlength, cookie),
+        None => Request::RecvRefused {
             handle,
             cookie,
             why: Failure::Invalid,
-        });
-    };
-    let sink = if mlength == 0 {
-        None
-    } else {
-        // SAFETY: the interface (§5): LNet lends the buffers for writing until its Finalize and
-        // does not touch them before.
-        Some(unsafe { LentSink::new(frags) })
-    };
-    b.submit(Request::Recv {
-        handle,
-        sink,
-        mlen: mlength,
-        cookie,
+        },
     });
 }
 
 unsafe extern "system" fn nal_recv_pages(
     ctx: *mut c_void,
     rx_handle: *mut c_void,
-    _mdl: *mut MDL,
-    _offset: u32,
-    _mlength: u32,
+    mdl: *mut MDL,
+    offset: u32,
+    mlength: u32,
     cookie: *mut c_void,
 ) {
     // SAFETY: as for nal_send.
     let b = unsafe { binding(ctx) };
-    b.submit(Request::RecvRefused {
-        handle: rx_handle as u64,
-        cookie: cookie as Cookie,
-        why: Failure::Unsupported,
+    let cookie = cookie as Cookie;
+    let handle = rx_handle as u64;
+    // SAFETY: the interface: a chain of locked MDLs.
+    b.submit(match unsafe { mdl_fragments(mdl, offset, mlength) } {
+        Ok(frags) => recv_request(handle, frags, mlength, cookie),
+        Err(why) => Request::RecvRefused {
+            handle,
+            cookie,
+            why,
+        },
     });
 }
 

@@ -39,8 +39,6 @@ pub enum Failure {
     Engine(Error),
     /// The entry point's arguments were refused (header, fragments, length, stale handle).
     Invalid,
-    /// A page-list (MDL) request: not implemented by this runtime yet.
-    Unsupported,
     /// The runtime stopped or the binding was released before the message could complete.
     Cancelled,
 }
@@ -160,10 +158,10 @@ impl Forwarder {
     fn finalize(&mut self, cookie: Cookie, result: Result<u32, Failure>) {
         self.stats.finalized = self.stats.finalized.wrapping_add(1);
         if result.is_err() {
-            self.stats.refused = self.stats.refused.wrapping_add(u64::from(matches!(
-                result,
-                Err(Failure::Invalid | Failure::Unsupported)
-            )));
+            self.stats.refused = self
+                .stats
+                .refused
+                .wrapping_add(u64::from(matches!(result, Err(Failure::Invalid))));
         }
         self.upcalls.push_back(Upcall::Finalize { cookie, result });
     }
