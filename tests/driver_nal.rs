@@ -119,6 +119,10 @@ struct Fake {
     /// Callbacks made at an IRQL other than PASSIVE_LEVEL, or on the test's own thread.
     wrong_context: Mutex<Vec<String>>,
     test_thread: Mutex<Option<std::thread::ThreadId>>,
+    /// The runtime, read from inside Finalize: the engine's ZC-ACK count at each Finalize (the
+    /// engine lock must be free during a callback, or this deadlocks).
+    runtime: Mutex<Option<usize>>,
+    zc_acks_at_finalize: Mutex<BTreeMap<usize, u64>>,
 }
 
 fn check_context(f: &Fake, what: &str) {
@@ -161,6 +165,16 @@ unsafe extern "system" fn fake_finalize(
     // SAFETY: as above.
     let f = unsafe { &*(ctx as *const Fake) };
     check_context(f, "Finalize");
+    let rt = *f.runtime.lock().unwrap();
+    if let Some(rt) = rt {
+        // SAFETY: the test clears the pointer before the runtime stops.
+        let rt = unsafe { &*(rt as *const tdinal::tdi::TdiRuntime) };
+        let acks = rt.with(|_, e, _| e.stats.zc_acks_received);
+        f.zc_acks_at_finalize
+            .lock()
+            .unwrap()
+            .insert(cookie as usize, acks);
+    }
     f.ups.lock().unwrap().push(Up::Finalize {
         cookie: cookie as usize,
         status,
@@ -460,6 +474,8 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
     );
     let rt = || ctl.driver_nal().and_then(|n| n.runtime()).expect("runtime");
     assert!(rt().external_bound());
+    *fake.runtime.lock().unwrap() = Some(rt() as *const _ as usize);
+    assert_eq!(rt().with(|_, e, _| e.stats.zc_acks_received), 0);
 
     // 1. A PUT of 200 KiB in three kvec fragments (zero-copy on V3), with an LNet ACK asked.
     let frags = [pattern(70_000, 1), pattern(1, 2), pattern(134_799, 3)];
@@ -494,6 +510,11 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
         "PUT payload as the fragments hold it"
     );
     assert_eq!(fake.finalize_of(0x1001, 20), (STATUS_SUCCESS, len));
+    assert_eq!(
+        fake.zc_acks_at_finalize.lock().unwrap().get(&0x1001),
+        Some(&1),
+        "the zero-copy PUT is finalized once its ZC-ACK arrived, not before"
+    );
     let zc = rt().with(|_, e, _| {
         (
             e.stats.zc_requests,
@@ -813,6 +834,7 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
     // The stop delivers what is left on the stopping thread (the schedulers are gone), and a
     // call after it is finalized on the caller's: both are this thread from here on.
     *fake.test_thread.lock().unwrap() = None;
+    *fake.runtime.lock().unwrap() = None;
     assert_eq!(ctl.stop(), Some(Ok(())));
     // An error (the engine's verdict: its connection was cut at the handshake, so the peer is
     // unreachable), exactly once (checked below).

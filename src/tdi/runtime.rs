@@ -1081,8 +1081,10 @@ pub fn unbind_external(shared: &Arc<Shared>) -> usize {
     // see docs/nal-interface.md (remaining work).
     let forced = f.outstanding();
     f.cancel_all();
-    // Finalize and deliver everything left, here, until no callback is in progress anywhere
-    // (scheduler 0 may be inside one, and LNet may call an entry point from it).
+    // Finalize everything left and have scheduler 0 deliver it (callbacks come from scheduler
+    // threads only), until no callback is in progress anywhere (scheduler 0 may be inside one,
+    // and LNet may call an entry point from it). Scheduler 0 leaves the requests alone while
+    // nothing is bound: they are cancelled here.
     for _ in 0..10_000 {
         let reqs = core::mem::take(&mut *shared.upper_requests.lock());
         for r in reqs {
@@ -1097,7 +1099,15 @@ pub fn unbind_external(shared: &Arc<Shared>) -> usize {
             }
             q.push_back(u);
         }
-        deliver_upcalls(shared);
+        if shared.stop.load(Ordering::Acquire) {
+            // The schedulers are leaving (a stop running at the same time).
+            deliver_upcalls(shared);
+        } else {
+            shared.upper_pending.store(true, Ordering::Release);
+            if let Some(s) = shared.scheds.first() {
+                s.event.set();
+            }
+        }
         if shared.upcalls_delivering.load(Ordering::Acquire) == 0
             && shared.upper_requests.lock().is_empty()
             && shared.upcalls.lock().is_empty()
@@ -1106,6 +1116,9 @@ pub fn unbind_external(shared: &Arc<Shared>) -> usize {
         }
         obj::sleep_ms(1);
     }
+    // Scheduler 0 did not get to it in 10 s (LNet broke the rule and dereferenced from inside
+    // a callback, which blocks scheduler 0 here): delivered on this thread rather than lost.
+    deliver_upcalls(shared);
     *shared.upper_target.lock() = None;
     forced
 }
