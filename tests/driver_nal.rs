@@ -254,8 +254,14 @@ impl Fake {
     }
 }
 
-/// The entry points, called as LNet calls them.
+/// The entry points, called as LNet calls them: at DISPATCH_LEVEL (the highest IRQL the
+/// interface allows; the emulation flags any wait or PASSIVE-only routine inside, and a Finalize
+/// made from inside the call would be seen at DISPATCH_LEVEL by `check_context`).
 struct Nal(TDINAL_NAL_INTERFACE);
+
+fn at_dispatch(f: impl FnOnce()) {
+    emu::kernel::at_dispatch("a NAL entry point", f)
+}
 
 impl Nal {
     fn send(&self, to: ProcessId, hdr: &LnetHdr, iov: &[TDINAL_KVEC], len: u32, cookie: usize) {
@@ -273,7 +279,7 @@ impl Nal {
     ) {
         // SAFETY: the interface's Send; the header is copied during the call; the fragments
         // stay valid and unchanged until the cookie's Finalize (the tests keep them alive).
-        unsafe {
+        at_dispatch(|| unsafe {
             (self.0.Send.unwrap())(
                 self.0.Context,
                 to.nid.0,
@@ -284,11 +290,11 @@ impl Nal {
                 len,
                 cookie as *mut c_void,
             )
-        }
+        });
     }
     fn recv(&self, handle: usize, iov: &[TDINAL_KVEC], mlen: u32, cookie: usize) {
         // SAFETY: the interface's Recv; the fragments are lent until Finalize.
-        unsafe {
+        at_dispatch(|| unsafe {
             (self.0.Recv.unwrap())(
                 self.0.Context,
                 handle as *mut c_void,
@@ -297,7 +303,7 @@ impl Nal {
                 mlen,
                 cookie as *mut c_void,
             )
-        }
+        });
     }
     fn send_pages(
         &self,
@@ -323,7 +329,7 @@ impl Nal {
     ) {
         // SAFETY: the interface's SendPages; the MDL chain (built for non-paged memory the test
         // keeps alive) stays valid until the cookie's Finalize.
-        unsafe {
+        at_dispatch(|| unsafe {
             (self.0.SendPages.unwrap())(
                 self.0.Context,
                 to.nid.0,
@@ -334,11 +340,11 @@ impl Nal {
                 len,
                 cookie as *mut c_void,
             )
-        }
+        });
     }
     fn recv_pages(&self, handle: usize, mdl: *mut MDL, offset: u32, mlen: u32, cookie: usize) {
         // SAFETY: the interface's RecvPages; the pages are lent until Finalize.
-        unsafe {
+        at_dispatch(|| unsafe {
             (self.0.RecvPages.unwrap())(
                 self.0.Context,
                 handle as *mut c_void,
@@ -347,7 +353,7 @@ impl Nal {
                 mlen,
                 cookie as *mut c_void,
             )
-        }
+        });
     }
     fn dereference(&self) {
         // SAFETY: drops the reference the query handed out.
@@ -840,9 +846,19 @@ fn a_kernel_lnet_sends_and_receives_through_the_nal_interface() {
     // unreachable), exactly once (checked below).
     let (st, _) = fake.finalize_of(0x6001, 1);
     assert!(st < 0, "the stuck PUT fails at the stop: {:#x}", st as u32);
-    // A call after the stop (LNet still holds its reference) is finalized, not lost.
+    let wrong = fake.wrong_context.lock().unwrap().clone();
+    assert!(
+        wrong.is_empty(),
+        "callbacks in the wrong context: {wrong:?}"
+    );
+    // A call after the stop (LNet still holds its reference) is finalized, not lost: from
+    // inside the call, at the caller's IRQL (the documented exception, docs/nal-interface.md §9).
     nal.send(node_id, &ack, &[], 0, 0x7001);
     assert_eq!(fake.finalize_of(0x7001, 1).0, STATUS_CANCELLED);
+    assert_eq!(
+        std::mem::take(&mut *fake.wrong_context.lock().unwrap()),
+        ["Finalize at IRQL 2, on the test thread: false"]
+    );
     nal.dereference();
 
     // Exactly once per message, every one of them.
@@ -928,7 +944,7 @@ fn unbinding_finalizes_everything_and_gives_the_runtime_back() {
         std::thread::sleep(Duration::from_millis(5));
     }
     // SAFETY: the interface's Notify.
-    unsafe { (nal.0.Notify.unwrap())(nal.0.Context, node_nid.0, 0) };
+    at_dispatch(|| unsafe { (nal.0.Notify.unwrap())(nal.0.Context, node_nid.0, 0) });
     fake.wait_for("PeerNotify(node, down)", 20, |u| match u {
         Up::PeerNotify { nid, alive: false } if *nid == node_nid => Some(()),
         _ => None,
