@@ -123,7 +123,21 @@ struct Fake {
     /// engine lock must be free during a callback, or this deadlocks).
     runtime: Mutex<Option<usize>>,
     zc_acks_at_finalize: Mutex<BTreeMap<usize, u64>>,
+    /// When set, a PUT on [`RECV_IN_PARSE_PORTAL`] is received from inside Parse (LNet's usual
+    /// way) into a buffer kept here by cookie.
+    recv_in_parse: Mutex<Option<TDINAL_NAL_INTERFACE>>,
+    rx_bufs: Mutex<BTreeMap<usize, Vec<u8>>>,
 }
+
+// SAFETY (for the statics holding a Fake): the interface is plain pointers to tdinal's
+// functions and context, valid while bound; the test serialises access through the mutexes.
+unsafe impl Send for Fake {}
+// SAFETY: as above.
+unsafe impl Sync for Fake {}
+
+const RECV_IN_PARSE_PORTAL: u32 = 20;
+/// Cookies of receives made from inside Parse: this plus the handle.
+const PARSE_RECV_COOKIE: usize = 0x100_0000;
 
 fn check_context(f: &Fake, what: &str) {
     let irql = tdinal::kernel::KeGetCurrentIrql();
@@ -153,6 +167,28 @@ unsafe extern "system" fn fake_parse(
         from: ProcessId::new(Nid(from_nid), from_pid),
         handle: rx as usize,
     });
+    let iface = *f.recv_in_parse.lock().unwrap();
+    if let (Some(iface), LnetMsg::Put { ptl_index, .. }) = (iface, hdr.msg) {
+        if ptl_index == RECV_IN_PARSE_PORTAL {
+            let cookie = PARSE_RECV_COOKIE + rx as usize;
+            let mut buf = vec![0u8; hdr.payload_length as usize];
+            let iov = [kvec_mut(&mut buf)];
+            let n = u32::from(!buf.is_empty());
+            // The buffer's heap block does not move with the Vec: lent until Finalize.
+            f.rx_bufs.lock().unwrap().insert(cookie, buf);
+            // SAFETY: the interface's Recv, from inside Parse (allowed: it only queues).
+            unsafe {
+                (iface.Recv.unwrap())(
+                    iface.Context,
+                    rx,
+                    iov.as_ptr(),
+                    n,
+                    hdr.payload_length,
+                    cookie as *mut c_void,
+                )
+            };
+        }
+    }
     *f.parse_status.lock().unwrap()
 }
 
@@ -258,6 +294,12 @@ impl Fake {
 /// interface allows; the emulation flags any wait or PASSIVE-only routine inside, and a Finalize
 /// made from inside the call would be seen at DISPATCH_LEVEL by `check_context`).
 struct Nal(TDINAL_NAL_INTERFACE);
+
+// SAFETY: the interface is tdinal's function pointers and context, callable from any thread
+// (the contract: entry points at any IRQL <= DISPATCH_LEVEL, from any thread).
+unsafe impl Send for Nal {}
+// SAFETY: as above.
+unsafe impl Sync for Nal {}
 
 fn at_dispatch(f: impl FnOnce()) {
     emu::kernel::at_dispatch("a NAL entry point", f)
@@ -1033,5 +1075,172 @@ fn unbinding_finalizes_everything_and_gives_the_runtime_back() {
     drop(done_rx);
     drop(held);
     silent.join().unwrap();
+    node.shutdown().check().expect("node shutdown clean");
+}
+
+/// Traffic both ways at once: three threads send 100 PUTs each (two kvec fragments, 0 to 70 KB)
+/// through the entry points at DISPATCH_LEVEL while the node sends 100 PUTs that the fake
+/// receives from inside Parse. Every payload arrives intact, every message is finalized exactly
+/// once with success.
+#[test]
+fn concurrent_traffic_both_ways_with_recv_from_inside_parse() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let drv_ip = Ipv4Addr::new(127, 0, 99, 1);
+    let node_ip = Ipv4Addr::new(127, 0, 99, 2);
+    let drv_nid = Nid::new(Net::TCP0, u32::from(drv_ip));
+    let node_nid = Nid::new(Net::TCP0, u32::from(node_ip));
+    let node_id = ProcessId::lustre(node_nid);
+    let drv_id = ProcessId::lustre(drv_nid);
+
+    let fake: &'static Fake = Box::leak(Box::default());
+    *fake.test_thread.lock().unwrap() = Some(std::thread::current().id());
+    let mut ctl = Control::new(Tunables::default());
+    ctl.set_starter(tdinal::driver::nal::start);
+    start_driver(&mut ctl, drv_nid);
+    let node = Node::start(NodeConfig::new(node_nid)).expect("node start");
+    let (tap_tx, tap_rx) = mpsc::channel();
+    node.handle().tap_puts(Some(tap_tx));
+    let iface = answer_query(&fake.callbacks(), ctl.nal_provider()).expect("bind");
+    *fake.recv_in_parse.lock().unwrap() = Some(iface);
+    let nal = Arc::new(Nal(iface));
+
+    const THREADS: usize = 3;
+    const PER_THREAD: usize = 100;
+    const FROM_NODE: usize = 100;
+    let size = |k: usize| (k * 7919) % 70_001;
+    let senders: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let nal = nal.clone();
+            std::thread::spawn(move || {
+                // The payloads stay alive (and unchanged) until the test has seen every Finalize.
+                let mut keep = Vec::new();
+                for i in 0..PER_THREAD {
+                    let k = t * PER_THREAD + i;
+                    let data = pattern(size(k), k as u8);
+                    let cut = data.len() / 3;
+                    let len = data.len() as u32;
+                    let put = hdr(
+                        drv_nid,
+                        node_nid,
+                        len,
+                        LnetMsg::Put {
+                            ack_wmd: WireHandle::NONE,
+                            match_bits: k as u64,
+                            hdr_data: 0,
+                            ptl_index: 21,
+                            offset: 0,
+                        },
+                    );
+                    let iov = [kvec(&data[..cut]), kvec(&data[cut..])];
+                    nal.send(node_id, &put, &iov, len, 0x20_0000 + k);
+                    keep.push(data);
+                }
+                keep
+            })
+        })
+        .collect();
+    let (done_tx, done_rx) = mpsc::channel();
+    for k in 0..FROM_NODE {
+        node.handle().put_with(
+            drv_id,
+            RECV_IN_PARSE_PORTAL,
+            k as u64,
+            0,
+            Arc::from(pattern(size(k + 1000), k as u8 ^ 0x5a)),
+            false,
+            &done_tx,
+        );
+    }
+    let kept: Vec<Vec<u8>> = senders
+        .into_iter()
+        .flat_map(|h| h.join().expect("sender thread"))
+        .collect();
+
+    // The node got every PUT intact.
+    let mut seen = BTreeMap::new();
+    while seen.len() < THREADS * PER_THREAD {
+        let p = tap_rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of {} PUTs reached the node",
+                    seen.len(),
+                    THREADS * PER_THREAD
+                )
+            });
+        let k = p.match_bits as usize;
+        assert!(p.data == pattern(size(k), k as u8), "PUT {k} intact");
+        assert!(seen.insert(k, ()).is_none(), "PUT {k} delivered twice");
+    }
+    for k in 0..THREADS * PER_THREAD {
+        assert_eq!(
+            fake.finalize_of(0x20_0000 + k, 30),
+            (STATUS_SUCCESS, size(k) as u32)
+        );
+    }
+    drop(kept);
+    // The node's PUTs: received from inside Parse, each intact.
+    for _ in 0..FROM_NODE {
+        match done_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(LnetEvent::PutDone { result, .. }) => assert_eq!(result, Ok(0)),
+            other => panic!("PutDone: {other:?}"),
+        }
+    }
+    let parses: Vec<(u64, usize)> = fake
+        .ups
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|u| match u {
+            Up::Parse {
+                hdr:
+                    LnetHdr {
+                        msg:
+                            LnetMsg::Put {
+                                ptl_index: RECV_IN_PARSE_PORTAL,
+                                match_bits,
+                                ..
+                            },
+                        ..
+                    },
+                handle,
+                ..
+            } => Some((*match_bits, *handle)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(parses.len(), FROM_NODE);
+    for (k, h) in parses {
+        let k = k as usize;
+        let cookie = PARSE_RECV_COOKIE + h;
+        assert_eq!(
+            fake.finalize_of(cookie, 30),
+            (STATUS_SUCCESS, size(k + 1000) as u32)
+        );
+        let buf = fake
+            .rx_bufs
+            .lock()
+            .unwrap()
+            .remove(&cookie)
+            .expect("buffer");
+        assert!(
+            buf == pattern(size(k + 1000), k as u8 ^ 0x5a),
+            "node PUT {k} intact"
+        );
+    }
+
+    let counts = fake.finalize_counts();
+    assert_eq!(counts.len(), THREADS * PER_THREAD + FROM_NODE);
+    assert!(counts.values().all(|&n| n == 1), "exactly once");
+    let wrong = fake.wrong_context.lock().unwrap().clone();
+    assert!(
+        wrong.is_empty(),
+        "callbacks in the wrong context: {wrong:?}"
+    );
+
+    *fake.recv_in_parse.lock().unwrap() = None;
+    nal.dereference();
+    assert_eq!(ctl.stop(), Some(Ok(())));
+    assert_emulation_clean();
     node.shutdown().check().expect("node shutdown clean");
 }
