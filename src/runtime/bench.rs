@@ -2250,7 +2250,7 @@ impl Report {
 }
 
 fn plot_svg(rows: &[Row], when: &str, load: &str, cpus: usize) -> Option<String> {
-    let pts: Vec<(usize, f64, f64, f64)> = rows
+    let mut pts: Vec<(usize, f64, f64, f64)> = rows
         .iter()
         .filter_map(|r| {
             Some((
@@ -2261,6 +2261,9 @@ fn plot_svg(rows: &[Row], when: &str, load: &str, cpus: usize) -> Option<String>
             ))
         })
         .collect();
+    // The sweep lists the bulk sizes first: the lines must run from left to right.
+    pts.sort_by_key(|p| p.0);
+    pts.dedup_by_key(|p| p.0);
     if pts.len() < 2 {
         return None;
     }
@@ -2419,6 +2422,33 @@ mod tests {
         assert_eq!(hdr_len(&h), 4096);
         assert_eq!(hdr_idx(&h), 2);
         assert_eq!(h[0], KIND_MSG);
+    }
+
+    #[test]
+    fn plot_lines_run_left_to_right() {
+        let row = |size: usize, v: f64| Row {
+            group: "sweep",
+            name: format!("{size}"),
+            metric: Metric::Throughput,
+            size,
+            tdinal: vec![v],
+            raw: vec![2.0 * v],
+            target: None,
+            td: PerMsg::default(),
+            rw: PerMsg::default(),
+            copies: Copies::default(),
+        };
+        let rows = [row(1 << 20, 100.0), row(64, 1.0), row(4096, 10.0)];
+        let svg = plot_svg(&rows, "today", "0", 2).expect("a plot");
+        for line in svg.lines().filter(|l| l.starts_with("<polyline")) {
+            let pts = line.split('"').nth(1).unwrap_or("");
+            let xs: Vec<f64> = pts
+                .split(' ')
+                .filter_map(|p| p.split(',').next()?.parse().ok())
+                .collect();
+            assert_eq!(xs.len(), 3, "{line}");
+            assert!(xs.windows(2).all(|w| w[0] < w[1]), "{line}");
+        }
     }
 
     #[test]
