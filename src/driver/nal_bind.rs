@@ -214,18 +214,25 @@ unsafe extern "system" fn nal_dereference(ctx: *mut c_void) {
     drop(unsafe { Arc::from_raw(ctx as *const Binding) });
 }
 
-/// LNet's `TDINAL_KVEC` array as `(address, length)` pairs covering exactly `len` bytes.
+/// LNet's `TDINAL_KVEC` array as `(address, length)` pairs covering exactly `len` bytes: `Err`
+/// on bad arguments (`Invalid`) or no memory for the list (`NoMemory`). The only allocation is
+/// fallible: an entry point never bug-checks on low memory.
 ///
 /// # Safety
 /// `iov` points to `n` readable `TDINAL_KVEC`s (when `n` > 0).
-unsafe fn fragments(iov: *const TDINAL_KVEC, n: u32, len: u32) -> Option<Vec<(*mut u8, usize)>> {
-    let n = usize::try_from(n).ok()?;
+unsafe fn fragments(
+    iov: *const TDINAL_KVEC,
+    n: u32,
+    len: u32,
+) -> Result<Vec<(*mut u8, usize)>, Failure> {
+    let n = usize::try_from(n).map_err(|_| Failure::Invalid)?;
     if n > LNET_MAX_IOV || len > LNET_MTU || (n > 0 && iov.is_null()) {
-        return None;
+        return Err(Failure::Invalid);
     }
-    let mut left = usize::try_from(len).ok()?;
+    let mut left = usize::try_from(len).map_err(|_| Failure::Invalid)?;
     let mut out = Vec::new();
-    out.try_reserve(n).ok()?;
+    out.try_reserve(n)
+        .map_err(|_| Failure::Engine(Error::NoMemory))?;
     for i in 0..n {
         if left == 0 {
             break;
@@ -236,13 +243,18 @@ unsafe fn fragments(iov: *const TDINAL_KVEC, n: u32, len: u32) -> Option<Vec<(*m
             continue;
         }
         if kv.Base.is_null() {
-            return None;
+            return Err(Failure::Invalid);
         }
         let take = kv.Length.min(left);
+        // Within the reserved capacity (at most n pushes): no allocation.
         out.push((kv.Base.cast::<u8>(), take));
         left = left.saturating_sub(take);
     }
-    (left == 0).then_some(out)
+    if left == 0 {
+        Ok(out)
+    } else {
+        Err(Failure::Invalid)
+    }
 }
 
 /// Most MDLs walked in one chain (a loop guard; LNet's payloads have at most 256 pages).
@@ -324,10 +336,6 @@ fn send_request(
     let payload = if hdr.payload_length == 0 {
         None
     } else {
-        let frags = frags
-            .into_iter()
-            .map(|(p, n)| (p.cast_const(), n))
-            .collect();
         // SAFETY: the interface (§5): LNet keeps the send payload (fragments, or locked MDL
         // pages) valid and unchanged until its Finalize, which comes only after the engine
         // handed the payload back.
@@ -371,15 +379,17 @@ unsafe extern "system" fn nal_send(
     // SAFETY: LNet calls entry points only while it holds a reference.
     let b = unsafe { binding(ctx) };
     let cookie = cookie as Cookie;
-    // SAFETY: the interface: `Header` is 72 readable bytes, `Iov` holds `IovCount` fragments.
-    let checked = unsafe { send_header(header, payload_length) }
-        .and_then(|hdr| Some((hdr, unsafe { fragments(iov, iov_count, payload_length) }?)));
-    b.submit(match checked {
-        Some((hdr, frags)) => send_request(target_nid, target_pid, hdr, frags, cookie),
-        None => Request::Refuse {
+    // SAFETY: the interface: `Header` is 72 readable bytes.
+    let Some(hdr) = (unsafe { send_header(header, payload_length) }) else {
+        return b.submit(Request::Refuse {
             cookie,
             why: Failure::Invalid,
-        },
+        });
+    };
+    // SAFETY: the interface: `Iov` holds `IovCount` fragments.
+    b.submit(match unsafe { fragments(iov, iov_count, payload_length) } {
+        Ok(frags) => send_request(target_nid, target_pid, hdr, frags, cookie),
+        Err(why) => Request::Refuse { cookie, why },
     });
 }
 
@@ -426,11 +436,11 @@ unsafe extern "system" fn nal_recv(
     let handle = rx_handle as u64;
     // SAFETY: the interface: `Iov` holds `IovCount` fragments.
     b.submit(match unsafe { fragments(iov, iov_count, mlength) } {
-        Some(frags) => recv_request(handle, frags, mlength, cookie),
-        None => Request::RecvRefused {
+        Ok(frags) => recv_request(handle, frags, mlength, cookie),
+        Err(why) => Request::RecvRefused {
             handle,
             cookie,
-            why: Failure::Invalid,
+            why,
         },
     });
 }

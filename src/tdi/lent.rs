@@ -20,8 +20,10 @@ use alloc::vec::Vec;
 /// is finalized.
 #[derive(Debug)]
 pub struct LentPayload {
-    /// `(address, length)`; no fragment is empty.
-    frags: Vec<(*const u8, usize)>,
+    /// `(address, length)`; no fragment is empty. Never written through (the pointers are
+    /// `*mut` because LNet's fragment lists describe receive buffers too: one list type, no
+    /// second allocation to convert).
+    frags: Vec<(*mut u8, usize)>,
     len: usize,
 }
 
@@ -36,7 +38,7 @@ impl LentPayload {
     /// Every fragment is readable for its length and stays valid and unchanged until the
     /// payload is dropped (the runtime drops it only after the engine handed it back in its
     /// `TxDone`, which the lender learns through `Finalize`).
-    pub unsafe fn new(frags: Vec<(*const u8, usize)>) -> LentPayload {
+    pub unsafe fn new(frags: Vec<(*mut u8, usize)>) -> LentPayload {
         let mut frags = frags;
         frags.retain(|&(p, n)| n != 0 && !p.is_null());
         let len = frags
@@ -56,7 +58,7 @@ impl TxPayload for LentPayload {
     fn frag(&self, i: usize) -> &[u8] {
         match self.frags.get(i) {
             // SAFETY: `new`'s contract: readable for its length while the payload lives.
-            Some(&(p, n)) => unsafe { core::slice::from_raw_parts(p, n) },
+            Some(&(p, n)) => unsafe { core::slice::from_raw_parts(p.cast_const(), n) },
             None => &[],
         }
     }
@@ -218,9 +220,9 @@ mod tests {
         // SAFETY: the arrays outlive the payload.
         let p = unsafe {
             LentPayload::new(alloc::vec![
-                (a.as_ptr(), 3),
-                (core::ptr::null(), 0),
-                (b.as_ptr(), 2)
+                (a.as_ptr().cast_mut(), 3),
+                (core::ptr::null_mut(), 0),
+                (b.as_ptr().cast_mut(), 2)
             ])
         };
         assert_eq!((p.len(), p.frag_count()), (5, 2));
