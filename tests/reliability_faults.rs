@@ -842,6 +842,20 @@ fn malformed_messages_close_the_connection_with_their_reason_case() {
         0,
     );
     case(
+        "PUT requesting a ZC-ACK of the keepalive cookie",
+        frame(
+            v3,
+            KsockHdr {
+                zc_cookies: [1, 0],
+                ..lnet
+            },
+            &put(4),
+            &[1, 2, 3, 4],
+        ),
+        Some(p("ZC request with the reserved keepalive cookie")),
+        0,
+    );
+    case(
         "PUT of 1 MiB + 1",
         frame(v3, lnet, &put(big), &[]),
         Some(bad_hdr),
@@ -911,7 +925,7 @@ fn malformed_messages_close_the_connection_with_their_reason_case() {
         None,
         1,
     );
-    assert_eq!(count, 10);
+    assert_eq!(count, 11);
     assert_eq!(
         b.puts_received().digest,
         tdinal::runtime::data_hash(&mib),

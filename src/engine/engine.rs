@@ -1586,6 +1586,12 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 if k.zc_cookies[1] != 0 && !self.process_acks(conn, &k, now) {
                     return;
                 }
+                if k.zc_cookies[0] == KEEPALIVE_PING_COOKIE {
+                    // Its ACK would be a keepalive on V3 and an ACK no peer accepts on V2.
+                    let why = Error::Protocol(zc::RESERVED_REQUEST);
+                    self.close_conn(conn, why, false, now);
+                    return;
+                }
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };

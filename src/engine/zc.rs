@@ -7,6 +7,10 @@ use crate::wire::{KsockHdr, KsockMsgType};
 /// The first request cookie of a peer; 0 means "none" and 1 is the keepalive ping.
 pub const FIRST_COOKIE: u64 = 2;
 
+/// Why a received LNET message asking for a ZC-ACK of cookie 1 (the keepalive's, never handed
+/// out by [`next_cookie`]) closes its connection.
+pub const RESERVED_REQUEST: &str = "ZC request with the reserved keepalive cookie";
+
 /// Hands out the next request cookie from a per-peer counter: 2, 3, …, and back to 2 on wrap.
 pub fn next_cookie(counter: &mut u64) -> u64 {
     if *counter < FIRST_COOKIE {
