@@ -663,7 +663,6 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let proto = c.proto;
         let peer_id = c.peer;
         let closing = c.is_closing();
         // Completed transmissions are settled inside the commit walk (no list, no extra move):
@@ -673,7 +672,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         let events = &mut self.events;
         let stats = &mut self.stats;
         let pool = &mut self.tx_pool;
-        c.tx.commit(n, proto, &mut |tx| {
+        c.tx.commit(n, &mut |tx| {
             let cookie = tx.ksock.zc_cookies[0];
             if !tx.is_lnet() {
                 pool.recycle(tx);

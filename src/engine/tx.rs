@@ -45,6 +45,9 @@ pub struct Tx<P> {
     pub started: bool,
     /// Bytes the runtime has confirmed written.
     pub committed: usize,
+    /// Bytes on the wire under the connection's protocol ([`Tx::wire_len`]), fixed when the
+    /// transmission is queued (the queue's walks read it instead of recomputing it).
+    wire: usize,
     /// A zero-copy send whose ZC-ACK arrived before its last bytes were confirmed written.
     pub acked: bool,
 }
@@ -78,6 +81,7 @@ impl<P: TxPayload> Tx<P> {
                 b.head_len = 0;
                 b.started = false;
                 b.committed = 0;
+                b.wire = 0;
                 b.acked = false;
                 b
             }
@@ -93,6 +97,7 @@ impl<P: TxPayload> Tx<P> {
             head_len: 0,
             started: false,
             committed: 0,
+            wire: 0,
             acked: false,
         }
     }
@@ -279,14 +284,14 @@ impl<P: TxPayload> TxQueue<P> {
     /// Queues an LNet message, applying the piggyback rules: on V2 a queued NOOP that carries an
     /// ACK gives its cookie and its place to the message; otherwise it goes to the back.
     pub fn push_lnet(&mut self, mut tx: Box<Tx<P>>, proto: &Protocol) {
-        self.queued_bytes = self.queued_bytes.saturating_add(tx.wire_len(proto) as u64);
+        tx.wire = tx.wire_len(proto);
+        self.queued_bytes = self.queued_bytes.saturating_add(tx.wire as u64);
         if proto.zc_ack == ZcAckStyle::Piggyback && tx.ksock.zc_cookies[1] == 0 {
             if let Some(pos) = self.q.iter().position(|t| !t.started && t.is_noop()) {
                 if let Some(noop) = self.q.get_mut(pos) {
                     tx.ksock.zc_cookies[1] = noop.ksock.zc_cookies[1];
                     let old = core::mem::replace(noop, tx);
-                    self.queued_bytes =
-                        self.queued_bytes.saturating_sub(old.wire_len(proto) as u64);
+                    self.queued_bytes = self.queued_bytes.saturating_sub(old.wire as u64);
                     return;
                 }
             }
@@ -295,8 +300,9 @@ impl<P: TxPayload> TxQueue<P> {
     }
 
     /// Queues raw handshake bytes or a NOOP at the back.
-    pub fn push_back(&mut self, tx: Box<Tx<P>>, proto: &Protocol) {
-        self.queued_bytes = self.queued_bytes.saturating_add(tx.wire_len(proto) as u64);
+    pub fn push_back(&mut self, mut tx: Box<Tx<P>>, proto: &Protocol) {
+        tx.wire = tx.wire_len(proto);
+        self.queued_bytes = self.queued_bytes.saturating_add(tx.wire as u64);
         self.q.push_back(tx);
     }
 
@@ -366,7 +372,7 @@ impl<P: TxPayload> TxQueue<P> {
                     *corrupt = false;
                 }
             }
-            budget = budget.saturating_sub(tx.wire_len(proto).saturating_sub(tx.committed));
+            budget = budget.saturating_sub(tx.wire.saturating_sub(tx.committed));
             take = take.saturating_add(1);
         }
         // Second pass (shared): lend the bytes.
@@ -383,24 +389,19 @@ impl<P: TxPayload> TxQueue<P> {
     }
 
     /// Records `n` bytes written; pops and returns the transmissions now complete, in order.
-    pub fn commit(
-        &mut self,
-        mut n: usize,
-        proto: &Protocol,
-        done: &mut impl FnMut(Box<Tx<P>>),
-    ) -> usize {
+    pub fn commit(&mut self, mut n: usize, done: &mut impl FnMut(Box<Tx<P>>)) -> usize {
         let mut consumed = 0usize;
         while n > 0 {
             let Some(front) = self.q.front_mut() else {
                 break;
             };
-            let left = front.wire_len(proto).saturating_sub(front.committed);
+            let left = front.wire.saturating_sub(front.committed);
             let k = left.min(n);
             front.committed = front.committed.saturating_add(k);
             n = n.saturating_sub(k);
             consumed = consumed.saturating_add(k);
             self.queued_bytes = self.queued_bytes.saturating_sub(k as u64);
-            if front.committed >= front.wire_len(proto) {
+            if front.committed >= front.wire {
                 if let Some(tx) = self.q.pop_front() {
                     done(tx);
                 }
@@ -572,7 +573,7 @@ mod tests {
             );
         }
         let mut done = 0;
-        q.commit(100, &PROTO_V3, &mut |_| done += 1);
+        q.commit(100, &mut |_| done += 1);
         {
             let mut out: [&[u8]; 4] = [&[]; 4];
             let how = Framing {
@@ -585,7 +586,7 @@ mod tests {
             assert_eq!(n, 1);
             assert_eq!(out[0].len(), 5000 - 4);
         }
-        q.commit(4996, &PROTO_V3, &mut |_| done += 1);
+        q.commit(4996, &mut |_| done += 1);
         assert_eq!(done, 1);
         assert!(q.is_empty() && q.queued_bytes == 0);
     }
