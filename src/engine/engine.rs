@@ -1619,9 +1619,13 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                let Some((seq, hdr)) = c.rx_pending.take() else {
+                // Only the sequence number and the source are needed: no move of the header.
+                let Some((seq, src_nid)) = c.rx_pending.as_ref().map(|(s, h)| (*s, h.src_nid))
+                else {
                     return;
                 };
+                c.rx_pending = None;
+                let peer = c.peer;
                 let rx = RxId { conn, seq };
                 self.stats.rx_msgs = self.stats.rx_msgs.wrapping_add(1);
                 if let Err((wire, computed)) = csum {
@@ -1631,9 +1635,9 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                     return;
                 }
                 let cookie = ksock.zc_cookies[0];
-                let routed = c.peer.is_some_and(|p| p.nid != hdr.src_nid);
                 self.rx_done(rx, sink, Ok(mlen));
                 if cookie != 0 {
+                    let routed = peer.is_some_and(|p| p.nid != src_nid);
                     self.send_zc_ack(conn, cookie, routed, now);
                 }
             }
