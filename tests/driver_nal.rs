@@ -1244,3 +1244,124 @@ fn concurrent_traffic_both_ways_with_recv_from_inside_parse() {
     assert_emulation_clean();
     node.shutdown().check().expect("node shutdown clean");
 }
+
+/// The completion routine of the query IRP (the "LNet" side): records the status and keeps the
+/// IRP (it was allocated with IoAllocateIrp).
+unsafe extern "system" fn query_done(
+    _device: *mut tdinal::kernel::DEVICE_OBJECT,
+    irp: *mut IRP,
+    ctx: *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: the context is the test's (status, information) slot, alive until the IRP is
+    // freed; the IRP is ours again.
+    unsafe {
+        *(ctx as *mut (NTSTATUS, usize)) = ((*irp).IoStatus.u.Status, (*irp).IoStatus.Information);
+    }
+    tdinal::kernel::STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// `IOCTL_TDINAL_QUERY_NAL_INTERFACE` the way a kernel LNet sends it: an IRP with one stack
+/// location, `IRP_MJ_INTERNAL_DEVICE_CONTROL`, METHOD_NEITHER buffers (`Type3InputBuffer`,
+/// `UserBuffer`), a completion routine, then `IoCallDriver`'s step into the driver's dispatch
+/// routine. Returns (dispatch status, completion status, Information, the output).
+fn query_by_irp(
+    dev: &tdinal::driver::entry::EmulatedControlDevice,
+    cb: &TDINAL_LNET_CALLBACKS,
+    mode: i8,
+) -> (NTSTATUS, (NTSTATUS, usize), TDINAL_NAL_INTERFACE) {
+    let mut out = TDINAL_NAL_INTERFACE::empty();
+    let mut done: (NTSTATUS, usize) = (1, usize::MAX);
+    // SAFETY: the emulation's IoAllocateIrp/IoFreeIrp; every pointer in the IRP (callbacks,
+    // output, completion slot) outlives the synchronous call below.
+    let st = unsafe {
+        let irp = tdinal::kernel::IoAllocateIrp(1, 0);
+        assert!(!irp.is_null());
+        (*irp).RequestorMode = mode;
+        (*irp).UserBuffer = (&mut out as *mut TDINAL_NAL_INTERFACE).cast();
+        let next = tdinal::kernel::IoGetNextIrpStackLocation(irp);
+        (*next).MajorFunction = tdinal::kernel::IRP_MJ_INTERNAL_DEVICE_CONTROL as u8;
+        (*next).Parameters.DeviceIoControl.IoControlCode =
+            tdinal::driver::nal_if::IOCTL_TDINAL_QUERY_NAL_INTERFACE;
+        (*next).Parameters.DeviceIoControl.InputBufferLength = 40;
+        (*next).Parameters.DeviceIoControl.OutputBufferLength = 72;
+        (*next).Parameters.DeviceIoControl.Type3InputBuffer =
+            (cb as *const TDINAL_LNET_CALLBACKS).cast_mut().cast();
+        tdinal::kernel::IoSetCompletionRoutine(
+            irp,
+            query_done,
+            (&mut done as *mut (NTSTATUS, usize)).cast(),
+            true,
+            true,
+            true,
+        );
+        tdinal::kernel::IoSetNextIrpStackLocation(irp);
+        let st = dev.internal_device_control(irp);
+        tdinal::kernel::IoFreeIrp(irp);
+        st
+    };
+    (st, done, out)
+}
+
+/// The query through the driver's real `IRP_MJ_INTERNAL_DEVICE_CONTROL` dispatch routine, as a
+/// kernel LNet sends it: refused before the start and from user mode, the interface written to
+/// `UserBuffer` (Information = 72) once started, a second binding refused; the entry points it
+/// returns work (a send to an address where nothing listens is finalized with an error).
+#[test]
+fn the_query_irp_binds_as_a_kernel_caller_would() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let drv_ip = Ipv4Addr::new(127, 0, 96, 1);
+    let nobody = Nid::new(Net::TCP0, u32::from(Ipv4Addr::new(127, 0, 96, 9)));
+    let drv_nid = Nid::new(Net::TCP0, u32::from(drv_ip));
+    let fake: &'static Fake = Box::leak(Box::default());
+    *fake.test_thread.lock().unwrap() = Some(std::thread::current().id());
+    let cb = fake.callbacks();
+    let dev = tdinal::driver::entry::EmulatedControlDevice::new(Tunables::default());
+    let kernel = tdinal::kernel::KERNEL_MODE;
+
+    let (st, done, _) = query_by_irp(&dev, &cb, kernel);
+    assert_eq!(
+        (st, done),
+        (STATUS_DEVICE_NOT_READY, (STATUS_DEVICE_NOT_READY, 0))
+    );
+    start_driver(&mut dev.control().expect("control lock"), drv_nid);
+    let (st, done, _) = query_by_irp(&dev, &cb, tdinal::kernel::USER_MODE);
+    assert_eq!(
+        (st, done.0),
+        (
+            tdinal::kernel::STATUS_ACCESS_DENIED,
+            tdinal::kernel::STATUS_ACCESS_DENIED
+        )
+    );
+    let (st, done, iface) = query_by_irp(&dev, &cb, kernel);
+    assert_eq!((st, done), (STATUS_SUCCESS, (STATUS_SUCCESS, 72)));
+    assert!(iface.is_complete());
+    let (st, _, _) = query_by_irp(&dev, &cb, kernel);
+    assert_eq!(st, STATUS_DEVICE_BUSY);
+
+    let nal = Nal(iface);
+    let data = pattern(3000, 1);
+    let put = hdr(
+        drv_nid,
+        nobody,
+        3000,
+        LnetMsg::Put {
+            ack_wmd: WireHandle::NONE,
+            match_bits: 1,
+            hdr_data: 0,
+            ptl_index: 9,
+            offset: 0,
+        },
+    );
+    nal.send(ProcessId::lustre(nobody), &put, &[kvec(&data)], 3000, 0x1);
+    let (st, _) = fake.finalize_of(0x1, 30);
+    assert!(st < 0, "a send to nobody fails: {:#x}", st as u32);
+    nal.dereference();
+    assert_eq!(fake.finalize_counts().get(&0x1), Some(&1));
+    let wrong = fake.wrong_context.lock().unwrap().clone();
+    assert!(
+        wrong.is_empty(),
+        "callbacks in the wrong context: {wrong:?}"
+    );
+    drop(dev);
+    assert_emulation_clean();
+}

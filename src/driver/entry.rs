@@ -458,3 +458,61 @@ impl<T> TryBox<T> for Box<T> {
         }
     }
 }
+
+/// The control device as `DriverEntry` leaves it (a device object whose extension holds the
+/// [`DriverState`]), so that tests drive its real dispatch routines under the emulation
+/// (`tests/driver_nal.rs`): the I/O manager's part — building the IRP, `IoCallDriver` — is the
+/// test's.
+#[cfg(all(feature = "tdi-emu", target_os = "linux"))]
+pub struct EmulatedControlDevice {
+    device: Box<DEVICE_OBJECT>,
+    // Referenced by `device.DeviceExtension`.
+    _ext: Box<DeviceExtension>,
+    state: *mut DriverState,
+}
+
+#[cfg(all(feature = "tdi-emu", target_os = "linux"))]
+impl EmulatedControlDevice {
+    /// A control device with nothing started (as after `DriverEntry`).
+    pub fn new(tunables: Tunables) -> Self {
+        let state = Box::into_raw(Box::new(DriverState::new(tunables)));
+        // SAFETY: once, with the state at its final address (boxed), before any lock.
+        unsafe { (*state).control.init() };
+        let mut ext = Box::new(DeviceExtension { state });
+        // SAFETY: DEVICE_OBJECT holds integers, raw pointers and unions of those: all-zero is a
+        // valid value.
+        let mut device: Box<DEVICE_OBJECT> = Box::new(unsafe { core::mem::zeroed() });
+        device.DeviceExtension = (&mut *ext as *mut DeviceExtension).cast();
+        EmulatedControlDevice {
+            device,
+            _ext: ext,
+            state,
+        }
+    }
+
+    /// The control state, under the control lock (PASSIVE_LEVEL).
+    pub fn control(&self) -> Option<super::lock::PassiveGuard<'_, Control>> {
+        // SAFETY: the state lives until drop.
+        unsafe { (*self.state).control.lock() }
+    }
+
+    /// `IRP_MJ_INTERNAL_DEVICE_CONTROL` through the driver's dispatch routine.
+    ///
+    /// # Safety
+    /// `irp` is a live IRP whose current stack location is ours, as `IoCallDriver` leaves it.
+    pub unsafe fn internal_device_control(&self, irp: *mut IRP) -> NTSTATUS {
+        let device = (&*self.device as *const DEVICE_OBJECT).cast_mut();
+        // SAFETY: the caller's contract; the device's extension holds the live state.
+        unsafe { dispatch_internal_device_control(device, irp) }
+    }
+}
+
+#[cfg(all(feature = "tdi-emu", target_os = "linux"))]
+impl Drop for EmulatedControlDevice {
+    /// What `DriverUnload` does to the state: the runtime stops, the state is freed.
+    fn drop(&mut self) {
+        // SAFETY: from Box::into_raw in `new`, freed once, here.
+        let mut state = unsafe { Box::from_raw(self.state) };
+        let _ = state.control.get_mut().stop();
+    }
+}
