@@ -470,7 +470,13 @@ impl TdiRuntime {
         core.external = Some(Forwarder::new());
         // Requests left by a previous binding after its last dereference broke the contract;
         // they are not applied to this one.
-        self.shared.upper_requests.lock().clear();
+        {
+            let mut q = self.shared.upper_requests.lock();
+            q.clear();
+            // Room for a burst without allocating at DISPATCH_LEVEL (the queue keeps what it
+            // grows to; failure here only means the first submits allocate).
+            let _ = q.try_reserve(UPPER_QUEUE_RESERVE);
+        }
         *self.shared.upper_target.lock() = Some(target);
         Ok(self.shared.clone())
     }
@@ -933,6 +939,9 @@ unsafe extern "system" fn reaper_main(context: *mut c_void) {
     }
 }
 
+/// Requests the bound kernel LNet can queue before `submit` first allocates.
+const UPPER_QUEUE_RESERVE: usize = 256;
+
 /// Scheduler 0's share of the bound kernel LNet: applies its queued requests to the engine,
 /// then delivers the queued upcalls with no lock held. PASSIVE_LEVEL.
 fn upper_work(shared: &Arc<Shared>) {
@@ -947,9 +956,15 @@ fn upper_work(shared: &Arc<Shared>) {
         // them.
         match c.external.as_mut() {
             Some(f) => {
-                let reqs = core::mem::take(&mut *shared.upper_requests.lock());
-                let any = !reqs.is_empty();
-                for r in reqs {
+                // One at a time, so that the queue keeps its capacity: once it has grown to the
+                // load, an entry point's `submit` does not allocate.
+                let mut any = false;
+                loop {
+                    let next = shared.upper_requests.lock().pop_front();
+                    let Some(r) = next else {
+                        break;
+                    };
+                    any = true;
                     f.apply(&mut c.engine, now, r);
                 }
                 drain(shared, c, now);
@@ -1046,8 +1061,13 @@ pub fn unbind_external(shared: &Arc<Shared>) -> usize {
             s.event.set();
         }
         // Messages in flight get a second to complete on their own; then the connections are
-        // cut (5 s for them to be released), then the peers deleted (5 s).
-        let rounds = if step == 0 { 200 } else { 1000 };
+        // cut (5 s for them to be released), then the peers deleted (30 s: a connection's
+        // teardown waits up to 20 s for its requests to come back from the transport).
+        let rounds = match step {
+            0 => 200,
+            1 => 1000,
+            _ => 6000,
+        };
         for _ in 0..rounds {
             if external_quiet(shared) {
                 break;
