@@ -349,8 +349,23 @@ fn send_request(
     }
 }
 
-/// The `Recv` request over checked fragments.
-fn recv_request(handle: u64, frags: Vec<(*mut u8, usize)>, mlen: u32, cookie: Cookie) -> Request {
+/// The `Recv` request over checked fragments, or its refusal when they failed the checks.
+fn recv_request(
+    handle: u64,
+    frags: Result<Vec<(*mut u8, usize)>, Failure>,
+    mlen: u32,
+    cookie: Cookie,
+) -> Request {
+    let frags = match frags {
+        Ok(frags) => frags,
+        Err(why) => {
+            return Request::RecvRefused {
+                handle,
+                cookie,
+                why,
+            }
+        }
+    };
     let sink = if mlen == 0 {
         None
     } else {
@@ -435,14 +450,8 @@ unsafe extern "system" fn nal_recv(
     let cookie = cookie as Cookie;
     let handle = rx_handle as u64;
     // SAFETY: the interface: `Iov` holds `IovCount` fragments.
-    b.submit(match unsafe { fragments(iov, iov_count, mlength) } {
-        Ok(frags) => recv_request(handle, frags, mlength, cookie),
-        Err(why) => Request::RecvRefused {
-            handle,
-            cookie,
-            why,
-        },
-    });
+    let frags = unsafe { fragments(iov, iov_count, mlength) };
+    b.submit(recv_request(handle, frags, mlength, cookie));
 }
 
 unsafe extern "system" fn nal_recv_pages(
@@ -458,14 +467,8 @@ unsafe extern "system" fn nal_recv_pages(
     let cookie = cookie as Cookie;
     let handle = rx_handle as u64;
     // SAFETY: the interface: a chain of locked MDLs.
-    b.submit(match unsafe { mdl_fragments(mdl, offset, mlength) } {
-        Ok(frags) => recv_request(handle, frags, mlength, cookie),
-        Err(why) => Request::RecvRefused {
-            handle,
-            cookie,
-            why,
-        },
-    });
+    let frags = unsafe { mdl_fragments(mdl, offset, mlength) };
+    b.submit(recv_request(handle, frags, mlength, cookie));
 }
 
 unsafe extern "system" fn nal_notify(ctx: *mut c_void, nid: u64, alive: u8) {
