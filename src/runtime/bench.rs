@@ -28,7 +28,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::node::{put_pattern, Core, Node, Payload, RtEngine};
+use super::node::{put_pattern, Completions, Core, Node, Payload, RtEngine, Waiter};
 use super::sys::{self, CountingAlloc};
 use super::NodeConfig;
 use crate::engine::{Action, ConnAddrs, ConnId, Engine, Event, LocalNi, Stats, Time, Tunables};
@@ -1121,7 +1121,8 @@ fn td_run(
 ) -> Result<Duration, String> {
     let sh = &set.a.shared;
     let before: u64 = set.peers.iter().map(|p| p.puts_received().count).sum();
-    let (tx, rx) = mpsc::channel::<LnetEvent>();
+    let q = Arc::new(Completions::default());
+    let mut evs: Vec<LnetEvent> = Vec::with_capacity(window);
     let (mut sent, mut done, mut failed) = (0u64, 0u64, 0u64);
     let mut rr = 0usize;
     let mut starts: VecDeque<Instant> = VecDeque::new();
@@ -1150,7 +1151,7 @@ fn td_run(
                         data.clone(),
                         true,
                     );
-                    c.waiters.insert(op, tx.clone());
+                    c.waiters.insert(op, Waiter::Queue(q.clone()));
                 }
             });
             sent += room;
@@ -1166,11 +1167,10 @@ fn td_run(
                 }
             }
         };
-        match rx.recv_timeout(STALL) {
-            Ok(ev) => take(ev, &mut lat),
-            Err(_) => return Err(format!("tdinal: stalled at {done} of {count} PUTs")),
+        if !q.wait(&mut evs, STALL) {
+            return Err(format!("tdinal: stalled at {done} of {count} PUTs"));
         }
-        while let Ok(ev) = rx.try_recv() {
+        for ev in evs.drain(..) {
             take(ev, &mut lat);
         }
     }
@@ -1558,11 +1558,12 @@ fn queued_put_memory(td: &TdSet, targets: &[ProcessId]) -> Result<(f64, f64), St
                 data.clone(),
                 true,
             );
-            g.waiters.insert(op, tx.clone());
+            g.waiters.insert(op, tx.clone().into());
         }
         let a1 = CountingAlloc::counts();
         CountingAlloc::set_counting(false);
         sh.pump(&mut g, now);
+        sh.finish(g);
         (a0, a1)
     };
     let mut done = 0;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::config::NodeConfig;
 use super::log::Level;
-use super::sys;
+use super::sys::{self, Lent};
 use crate::engine::{
     AcceptPolicy, Action, ConnAddrs, ConnId, ConnInfo, Engine, Error, Event, LocalNi, PeerInfo,
     Stats, Time,
@@ -86,6 +86,113 @@ pub struct ConnView {
     pub meta: Option<ConnMeta>,
 }
 
+/// Who holds a connection's send side. At most one thread at a time has bytes of a connection
+/// lent by `tx_slices` (one send in flight, like one TDI_SEND IRP); whoever holds it looks at
+/// the engine's queue again (under the lock) before it lets go, so an `Action::Send` that finds
+/// the side held needs no hand-off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TxOwner {
+    Free,
+    /// The connection's scheduler (writing, or waiting for POLLOUT).
+    Sched,
+    /// A thread that queued the bytes (or pumped the engine) and writes them itself after the
+    /// lock is released ([`Shared::finish`]).
+    Caller,
+}
+
+/// The send side of an open connection, shared by its scheduler and the threads that write on
+/// it directly.
+pub(crate) struct TxSide {
+    /// The scheduler keeps the socket; this clone keeps the descriptor open while a caller
+    /// writes (a close by the scheduler shuts it down, and the write then fails).
+    pub sock: Arc<TcpStream>,
+    pub sched: usize,
+    pub owner: TxOwner,
+    /// Only the scheduler sends: a flushing close, a close, or a failed write.
+    pub sched_only: bool,
+    /// The scheduler closed the connection while a caller held its send side: the caller
+    /// releases it in the engine when its write is over (the lent bytes stay valid until then).
+    pub release_by_caller: bool,
+}
+
+impl TxSide {
+    pub fn new(sock: Arc<TcpStream>, sched: usize) -> TxSide {
+        TxSide {
+            sock,
+            sched,
+            owner: TxOwner::Free,
+            sched_only: false,
+            release_by_caller: false,
+        }
+    }
+}
+
+/// A write a caller thread makes outside the lock.
+pub(crate) struct DirectJob {
+    conn: ConnId,
+    sock: Arc<TcpStream>,
+    lent: Lent,
+    result: Option<io::Result<usize>>,
+}
+
+/// Where the answer to an LNet operation goes.
+pub(crate) enum Waiter {
+    Chan(mpsc::Sender<LnetEvent>),
+    Queue(Arc<Completions>),
+}
+
+impl From<mpsc::Sender<LnetEvent>> for Waiter {
+    fn from(tx: mpsc::Sender<LnetEvent>) -> Waiter {
+        Waiter::Chan(tx)
+    }
+}
+
+/// A completion queue for a thread that keeps many operations in flight: answers are queued
+/// under the node lock and the waiter is woken once per batch, after the lock is released (it
+/// then takes the whole batch with one lock of the queue). No allocation per answer once the
+/// queue has grown.
+#[derive(Default)]
+pub(crate) struct Completions {
+    q: Mutex<(Vec<LnetEvent>, bool)>,
+    cv: Condvar,
+}
+
+impl Completions {
+    /// Queues `ev`; true when the waiter must be notified (the first answer since it last
+    /// looked).
+    fn push(&self, ev: LnetEvent) -> bool {
+        let mut g = self.q.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.push(ev);
+        !std::mem::replace(&mut g.1, true)
+    }
+
+    fn notify(&self) {
+        self.cv.notify_one();
+    }
+
+    /// Waits up to `timeout` for answers and moves them all to `out` (which should be empty;
+    /// its capacity is swapped in). False when none came in time.
+    pub fn wait(&self, out: &mut Vec<LnetEvent>, timeout: Duration) -> bool {
+        let mut g = self.q.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0.is_empty() {
+            g = self
+                .cv
+                .wait_timeout_while(g, timeout, |q| q.0.is_empty())
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        g.1 = false;
+        if g.0.is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut g.0, out);
+        true
+    }
+}
+
+/// Most rounds of caller-side writes per [`Shared::finish`] (then the scheduler takes over).
+const DIRECT_ROUNDS: u32 = 16;
+
 /// The engine, the LNet layer and the runtime's bookkeeping: everything under the one lock.
 pub(crate) struct Core {
     pub engine: RtEngine,
@@ -98,7 +205,9 @@ pub(crate) struct Core {
     pub closed: HashSet<ConnId>,
     pub meta: HashMap<ConnId, ConnMeta>,
     /// Threads waiting for the answer to an LNet operation (ping, PUT).
-    pub waiters: HashMap<u64, mpsc::Sender<LnetEvent>>,
+    pub waiters: HashMap<u64, Waiter>,
+    /// Completion queues that got answers under this lock: notified after it is released.
+    pub to_notify: Vec<Arc<Completions>>,
     /// Received PUTs, digested after the lock is released.
     pub deferred: Vec<LnetEvent>,
     /// Per peer: the latest ConnDown (sequence number, reason).
@@ -106,6 +215,16 @@ pub(crate) struct Core {
     pub down_seq: u64,
     /// ConnUp events (version, type) seen, for the demo's report.
     pub ups: Vec<(ProcessId, ConnType, crate::wire::ProtoVersion, ConnAddrs)>,
+    /// The send side of every open connection.
+    pub tx: HashMap<ConnId, TxSide>,
+    /// Connections whose send side `route` gave to the lock holder ([`TxOwner::Caller`]): it
+    /// writes them in [`Shared::finish`].
+    pub direct: Vec<ConnId>,
+    /// Caller writes in progress (outside the lock).
+    pub callers_writing: usize,
+    /// Reused between [`Shared::finish`] calls (no allocation per write).
+    pub jobs: Vec<DirectJob>,
+    pub lents: Vec<Lent>,
 }
 
 /// Counters of the runtime itself (I/O calls, not protocol events).
@@ -135,6 +254,13 @@ pub struct RtCounters {
     pub lock_acquisitions: AtomicU64,
     /// Wake-ups written to scheduler threads.
     pub sched_wakeups: AtomicU64,
+    /// Writes made by the thread that queued the bytes (not a scheduler), included in `writes`.
+    pub direct_writes: AtomicU64,
+    /// Caller writes that found the socket full (EAGAIN) and handed the send to the scheduler.
+    pub direct_handoffs: AtomicU64,
+    /// Connections closed by their scheduler while a caller wrote on them, released by that
+    /// caller afterwards.
+    pub caller_releases: AtomicU64,
 }
 
 /// PUTs received by the LNet layer, as the test portal saw them.
@@ -169,6 +295,20 @@ pub(crate) struct Shared {
     pub taps: super::traffic::Taps,
 }
 
+std::thread_local! {
+    /// Per thread: spare lists swapped with [`Core::deferred`] and [`Core::to_notify`] when the
+    /// lock is released.
+    static SPARE: std::cell::RefCell<(Vec<LnetEvent>, Vec<Arc<Completions>>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+std::thread_local! {
+    /// Per thread: whether completion wake-ups are held ([`Shared::hold_notifications`]), and
+    /// the queues held.
+    static HELD: std::cell::RefCell<(bool, Vec<Arc<Completions>>)> =
+        const { std::cell::RefCell::new((false, Vec::new())) };
+}
+
 macro_rules! nlog {
     ($sh:expr, $lvl:ident, $($t:tt)*) => {
         $crate::runtime::log::emit(
@@ -198,10 +338,193 @@ impl Shared {
         let now = self.now();
         let r = f(&mut g, now);
         self.pump(&mut g, now);
-        let deferred = std::mem::take(&mut g.deferred);
-        drop(g);
-        self.deliver(deferred);
+        self.finish(g);
         r
+    }
+
+    /// Ends a step under the lock (after `pump`): writes the connections whose send side this
+    /// thread took ([`Core::direct`]) with the lock released — one vectored write each, then
+    /// under the lock again `tx_commit`, `pump`, and more rounds while there are bytes (at most
+    /// [`DIRECT_ROUNDS`]; a full socket hands the send to the connection's scheduler) — and
+    /// hands out the deferred events.
+    pub fn finish<'a>(&'a self, mut g: MutexGuard<'a, Core>) {
+        let mut rounds = 0u32;
+        while !g.direct.is_empty() {
+            rounds = rounds.saturating_add(1);
+            let mut jobs = std::mem::take(&mut g.jobs);
+            let mut direct = std::mem::take(&mut g.direct);
+            for conn in direct.drain(..) {
+                self.capture_direct(&mut g, conn, &mut jobs);
+            }
+            direct.append(&mut g.direct);
+            g.direct = direct;
+            if jobs.is_empty() {
+                g.jobs = jobs;
+                continue;
+            }
+            g.callers_writing = g.callers_writing.saturating_add(jobs.len());
+            self.unlock(g);
+            for j in jobs.iter_mut() {
+                let mut sock: &TcpStream = &j.sock;
+                let r = loop {
+                    match j.lent.write_to(&mut sock) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                };
+                j.result = Some(r);
+            }
+            g = self.lock();
+            let now = self.now();
+            for j in jobs.drain(..) {
+                self.complete_direct(&mut g, now, j, rounds);
+            }
+            g.jobs = jobs;
+            self.pump(&mut g, now);
+        }
+        self.unlock(g);
+    }
+
+    /// Releases the lock, then hands out the deferred events and wakes completion queues
+    /// (swapping the lists with this thread's spare ones: no allocation per step).
+    fn unlock(&self, mut g: MutexGuard<'_, Core>) {
+        if g.deferred.is_empty() && g.to_notify.is_empty() {
+            return;
+        }
+        SPARE.with(|sp| {
+            let Ok(mut sp) = sp.try_borrow_mut() else {
+                // Re-entered (a tap that calls back into the node): plain lists.
+                let d = std::mem::take(&mut g.deferred);
+                let n = std::mem::take(&mut g.to_notify);
+                drop(g);
+                self.deliver_all(d);
+                n.iter().for_each(|q| q.notify());
+                return;
+            };
+            let (d, n) = &mut *sp;
+            std::mem::swap(&mut g.deferred, d);
+            std::mem::swap(&mut g.to_notify, n);
+            drop(g);
+            HELD.with(|h| match h.try_borrow_mut() {
+                Ok(mut h) if h.0 => h.1.append(n),
+                _ => n.drain(..).for_each(|q| q.notify()),
+            });
+            self.deliver(d);
+        });
+    }
+
+    /// While `on`, this thread keeps the completion queues it should wake and wakes them when
+    /// it turns this off: a scheduler reading a socket message by message wakes a waiting
+    /// caller once for all the answers it read, not once per answer (the caller then sends its
+    /// next messages in one write, not in many).
+    pub fn hold_notifications(on: bool) {
+        HELD.with(|h| {
+            let Ok(mut h) = h.try_borrow_mut() else {
+                return;
+            };
+            h.0 = on;
+            if !on {
+                h.1.drain(..).for_each(|q| q.notify());
+            }
+        });
+    }
+
+    fn deliver_all(&self, mut evs: Vec<LnetEvent>) {
+        self.deliver(&mut evs);
+    }
+
+    /// Lends the bytes of `conn` (whose send side this thread holds) for a caller write.
+    fn capture_direct(&self, c: &mut Core, conn: ConnId, jobs: &mut Vec<DirectJob>) {
+        let Some(side) = c.tx.get_mut(&conn) else {
+            return;
+        };
+        if side.owner != TxOwner::Caller {
+            return;
+        }
+        if side.release_by_caller || side.sched_only {
+            self.let_go(c, conn, self.now());
+            return;
+        }
+        let mut lent = c.lents.pop().unwrap_or_default();
+        let mut out: [&[u8]; sys::LENT_MAX_IOV] = [&[]; sys::LENT_MAX_IOV];
+        let n = c.engine.tx_slices(conn, &mut out);
+        lent.capture(out.get(..n).unwrap_or(&[]));
+        if lent.is_empty() {
+            side.owner = TxOwner::Free;
+            c.lents.push(lent);
+            return;
+        }
+        jobs.push(DirectJob {
+            conn,
+            sock: side.sock.clone(),
+            lent,
+            result: None,
+        });
+    }
+
+    /// A caller write is over (under the lock again): commit, or hand over, or fail.
+    fn complete_direct(&self, c: &mut Core, now: Time, mut j: DirectJob, rounds: u32) {
+        c.callers_writing = c.callers_writing.saturating_sub(1);
+        let conn = j.conn;
+        j.lent.clear();
+        c.lents.push(j.lent);
+        drop(j.sock);
+        let Some(side) = c.tx.get_mut(&conn) else {
+            return;
+        };
+        match j.result {
+            Some(Ok(n)) if n > 0 => {
+                self.rt.writes.fetch_add(1, Ordering::Relaxed);
+                self.rt.direct_writes.fetch_add(1, Ordering::Relaxed);
+                self.rt.write_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                let more = !side.release_by_caller && !side.sched_only && rounds < DIRECT_ROUNDS;
+                if !side.release_by_caller && !c.closed.contains(&conn) {
+                    c.engine.tx_commit(now, conn, n);
+                }
+                if more {
+                    // Still ours: the next round looks at the queue again.
+                    c.direct.push(conn);
+                } else {
+                    self.let_go(c, conn, now);
+                }
+            }
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.rt.writes_pending.fetch_add(1, Ordering::Relaxed);
+                self.rt.direct_handoffs.fetch_add(1, Ordering::Relaxed);
+                self.let_go(c, conn, now);
+            }
+            other => {
+                let e = match other {
+                    Some(Err(e)) => e,
+                    _ => io::Error::from(io::ErrorKind::WriteZero),
+                };
+                side.sched_only = true;
+                let release = side.release_by_caller;
+                if !release {
+                    nlog!(self, Debug, "connection {}: write failed: {e}", conn);
+                    c.engine
+                        .io_error(now, conn, e.raw_os_error().unwrap_or(sys::EIO));
+                }
+                self.let_go(c, conn, now);
+            }
+        }
+    }
+
+    /// This thread gives up the send side of `conn`: releases the connection when its
+    /// scheduler closed it meanwhile, else leaves the rest (if any) to the scheduler.
+    fn let_go(&self, c: &mut Core, conn: ConnId, now: Time) {
+        let Some(side) = c.tx.get_mut(&conn) else {
+            return;
+        };
+        side.owner = TxOwner::Free;
+        if side.release_by_caller {
+            self.rt.caller_releases.fetch_add(1, Ordering::Relaxed);
+            c.engine.release(now, conn);
+            Shared::forget(c, conn);
+            return;
+        }
+        let s = side.sched;
+        self.push(c, s, Msg::Act(Action::Send { conn }));
     }
 
     pub fn wake(&self, s: usize) {
@@ -256,6 +579,7 @@ impl Shared {
         }
         c.closed.remove(&conn);
         c.meta.remove(&conn);
+        c.tx.remove(&conn);
     }
 
     fn route(&self, c: &mut Core, a: Action) {
@@ -269,9 +593,33 @@ impl Shared {
                 if !flush {
                     c.closed.insert(conn);
                 }
+                if let Some(side) = c.tx.get_mut(&conn) {
+                    side.sched_only = true;
+                }
                 conn
             }
-            Action::Send { conn } | Action::Receive { conn } | Action::Configure { conn } => conn,
+            Action::Send { conn } => {
+                if let Some(side) = c.tx.get_mut(&conn) {
+                    match side.owner {
+                        // Its holder looks at the queue again before letting go.
+                        TxOwner::Sched | TxOwner::Caller => return,
+                        TxOwner::Free
+                            if !side.sched_only && !super::sched::is_current(self, side.sched) =>
+                        {
+                            // Written by this thread after the lock is released: no hand-off.
+                            // (A scheduler's own connections are left to its loop, which writes
+                            // after its reads: the answers to a batch of messages go out in one
+                            // write.)
+                            side.owner = TxOwner::Caller;
+                            c.direct.push(conn);
+                            return;
+                        }
+                        TxOwner::Free => {}
+                    }
+                }
+                conn
+            }
+            Action::Receive { conn } | Action::Configure { conn } => conn,
         };
         match c.sched_of.get(&conn).copied() {
             Some(s) => self.push(c, s, Msg::Act(a)),
@@ -389,8 +737,17 @@ impl Shared {
             _ => None,
         };
         if let Some(op) = op {
-            if let Some(tx) = c.waiters.remove(&op) {
-                let _ = tx.send(ev);
+            match c.waiters.remove(&op) {
+                Some(Waiter::Chan(tx)) => {
+                    let _ = tx.send(ev);
+                }
+                Some(Waiter::Queue(q)) => {
+                    let first = q.push(ev);
+                    if first {
+                        c.to_notify.push(q);
+                    }
+                }
+                None => {}
             }
             return;
         }
@@ -412,9 +769,9 @@ impl Shared {
         }
     }
 
-    /// Work done outside the lock: digesting received PUTs.
-    pub fn deliver(&self, evs: Vec<LnetEvent>) {
-        for ev in evs {
+    /// Work done outside the lock: digesting received PUTs (`evs` is left empty).
+    pub fn deliver(&self, evs: &mut Vec<LnetEvent>) {
+        for ev in evs.drain(..) {
             if let LnetEvent::PutReceived {
                 from,
                 portal,
@@ -661,10 +1018,16 @@ impl Node {
             closed: HashSet::new(),
             meta: HashMap::new(),
             waiters: HashMap::new(),
+            to_notify: Vec::new(),
             deferred: Vec::new(),
             last_down: HashMap::new(),
             down_seq: 0,
             ups: Vec::new(),
+            tx: HashMap::new(),
+            direct: Vec::new(),
+            callers_writing: 0,
+            jobs: Vec::new(),
+            lents: Vec::new(),
         };
         let tag = cfg.nid.to_string();
         let shared = Arc::new(Shared {
@@ -775,6 +1138,14 @@ impl Node {
             if h.join().is_ok() {
                 joined += 1;
             }
+        }
+        // A caller may still be writing on a connection its scheduler closed: it releases the
+        // connection when its write returns (at once: the socket is shut down).
+        let wait_until = Instant::now() + Duration::from_secs(5);
+        while sh.with(|c, _| c.callers_writing > 0 || c.tx.values().any(|t| t.release_by_caller))
+            && Instant::now() < wait_until
+        {
+            std::thread::sleep(Duration::from_millis(1));
         }
         if let Some((h, stop)) = self.reaper.take() {
             stop.store(true, Ordering::Release);
@@ -989,7 +1360,7 @@ impl NodeHandle {
         self.shared.with(|c, now| {
             let Core { engine, lnet, .. } = &mut *c;
             let op = lnet.ping(engine, now, target, ms);
-            c.waiters.insert(op, tx);
+            c.waiters.insert(op, tx.into());
         });
         match self.recv_while_running(&rx, timeout + Duration::from_secs(1)) {
             Ok(LnetEvent::PingDone { result, .. }) => result,
@@ -1033,7 +1404,7 @@ impl NodeHandle {
                             data.clone(),
                             true,
                         );
-                        c.waiters.insert(op, tx.clone());
+                        c.waiters.insert(op, tx.clone().into());
                     }
                 });
                 sent += n;
@@ -1176,6 +1547,9 @@ impl NodeHandle {
                 ("rx_copied_bytes", l(&r.rx_copied_bytes)),
                 ("lock_acquisitions", l(&r.lock_acquisitions)),
                 ("sched_wakeups", l(&r.sched_wakeups)),
+                ("direct_writes", l(&r.direct_writes)),
+                ("direct_handoffs", l(&r.direct_handoffs)),
+                ("caller_releases", l(&r.caller_releases)),
             ],
             schedulers: self.shared.scheds.len(),
         }

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::node::{nlog, ConnMeta, Msg, Shared};
+use super::node::{nlog, ConnMeta, Core, Msg, Shared, TxOwner, TxSide};
 use super::sys::{self, ConnectError, Lent};
 use crate::engine::{Action, ConnAddrs, ConnId};
 
@@ -56,15 +56,18 @@ enum Phase {
 
 struct RtConn {
     id: ConnId,
-    sock: Option<TcpStream>,
+    /// Shared with the connection's [`TxSide`] once open (callers write on it too).
+    sock: Option<Arc<TcpStream>>,
     phase: Phase,
     /// Reading is wanted (connected, no EOF or error yet, not closing).
     reading: bool,
     /// The engine offered no receive buffer (waiting for the upper layer) until `Receive`.
     rx_blocked: bool,
-    /// The engine has bytes to send (until `tx_slices` offers none).
+    /// The engine may have bytes to send (until `tx_slices` offers none, or a caller holds the
+    /// send side).
     want_send: bool,
-    /// The send in flight: slices lent by `tx_slices`, waiting for POLLOUT when `pending`.
+    /// This scheduler's send in flight ([`TxOwner::Sched`]): slices lent by `tx_slices`,
+    /// waiting for POLLOUT when `pending`.
     lent: Lent,
     pending: bool,
     /// `Close { flush: true }`: write what is left, then close (by this deadline at worst).
@@ -72,7 +75,7 @@ struct RtConn {
 }
 
 impl RtConn {
-    fn new(id: ConnId, sock: Option<TcpStream>, phase: Phase) -> RtConn {
+    fn new(id: ConnId, sock: Option<Arc<TcpStream>>, phase: Phase) -> RtConn {
         let open = matches!(phase, Phase::Open);
         RtConn {
             id,
@@ -141,22 +144,29 @@ pub(crate) fn run(sh: Arc<Shared>, idx: usize, wake: UnixStream) {
     };
     let mut fds: Vec<sys::PollFd> = Vec::new();
     let mut ids: Vec<ConnId> = Vec::new();
+    let mut msgs: Vec<Msg> = Vec::new();
+    // The first round looks at the mailbox (messages may have come before this thread ran).
+    let mut woken_by_stream = true;
     loop {
-        // 1. Messages (actions routed here, adopted sockets), in order.
-        if let Some(slot) = s.sh.scheds.get(idx) {
-            slot.notified.store(false, Ordering::Release);
-        }
-        let mut sink = [0u8; 64];
-        while matches!((&wake).read(&mut sink), Ok(n) if n > 0) {}
-        let msgs = {
-            let mut g = s.sh.lock();
-            g.mailboxes
-                .get_mut(idx)
-                .map(std::mem::take)
-                .unwrap_or_default()
-        };
-        for m in msgs {
-            s.handle_msg(m);
+        // 1. Messages (actions routed here, adopted sockets), in order. A message is pushed
+        // under the lock before `notified` is set (and a byte written when it was clear), so a
+        // clear flag means an empty mailbox: no lock and no read of the wake-up stream then.
+        let notified =
+            s.sh.scheds
+                .get(idx)
+                .is_some_and(|slot| slot.notified.swap(false, Ordering::AcqRel));
+        if notified || woken_by_stream {
+            let mut sink = [0u8; 64];
+            while matches!((&wake).read(&mut sink), Ok(n) if n > 0) {}
+            {
+                let mut g = s.sh.lock();
+                if let Some(mb) = g.mailboxes.get_mut(idx) {
+                    std::mem::swap(mb, &mut msgs);
+                }
+            }
+            for m in msgs.drain(..) {
+                s.handle_msg(m);
+            }
         }
         // 2. Leave when shutting down and nothing is left.
         if s.sh.stopping.load(Ordering::Acquire) {
@@ -166,6 +176,7 @@ pub(crate) fn run(sh: Arc<Shared>, idx: usize, wake: UnixStream) {
                 if empty {
                     break;
                 }
+                woken_by_stream = true;
                 continue;
             }
             if since.elapsed() > STOP_LIMIT {
@@ -175,8 +186,9 @@ pub(crate) fn run(sh: Arc<Shared>, idx: usize, wake: UnixStream) {
         }
         // 3. Sends that can start now; deadlines.
         let now = Instant::now();
-        let list: Vec<ConnId> = s.conns.keys().copied().collect();
-        for id in list {
+        ids.clear();
+        ids.extend(s.conns.keys().copied());
+        for &id in &ids {
             s.try_send(id);
             s.check_deadlines(id, now);
         }
@@ -220,9 +232,11 @@ pub(crate) fn run(sh: Arc<Shared>, idx: usize, wake: UnixStream) {
         if let Err(e) = sys::poll(&mut fds, timeout) {
             nlog!(s.sh, Error, "scheduler {idx}: poll failed: {e}");
             std::thread::sleep(Duration::from_millis(10));
+            woken_by_stream = true;
             continue;
         }
         // 5. Whatever the sockets reported.
+        woken_by_stream = fds.first().is_some_and(|w| w.revents != 0);
         for (pfd, id) in fds.iter().skip(1).zip(ids.iter()) {
             let r = pfd.revents;
             if r == 0 {
@@ -255,6 +269,11 @@ impl Sched {
     fn handle_msg(&mut self, m: Msg) {
         match m {
             Msg::Adopt(id, sock) => {
+                let sock = Arc::new(sock);
+                self.sh
+                    .lock()
+                    .tx
+                    .insert(id, TxSide::new(sock.clone(), self.idx));
                 self.conns
                     .insert(id, RtConn::new(id, Some(sock), Phase::Open));
             }
@@ -347,7 +366,7 @@ impl Sched {
             match sys::connect_from(SocketAddrV4::new(local_ip, bind_port), peer) {
                 Ok((sock, done)) => {
                     if let Some(c) = self.conns.get_mut(&id) {
-                        c.sock = Some(sock);
+                        c.sock = Some(Arc::new(sock));
                         c.phase = Phase::Connecting {
                             peer,
                             port: next,
@@ -443,8 +462,11 @@ impl Sched {
             Ok(addrs) => {
                 c.phase = Phase::Open;
                 c.reading = true;
-                self.sh
-                    .with(|core, now| core.engine.connected(now, id, addrs));
+                let side = TxSide::new(sock.clone(), self.idx);
+                self.sh.with(|core, now| {
+                    core.tx.insert(id, side);
+                    core.engine.connected(now, id, addrs)
+                });
             }
             Err(e)
                 if matches!(
@@ -516,6 +538,12 @@ impl Sched {
     /// Reads what the socket has straight into the engine's receive buffer (the one copy:
     /// kernel socket buffer → engine header buffer or the upper layer's sink).
     fn read(&mut self, id: ConnId) {
+        Shared::hold_notifications(true);
+        self.read_some(id);
+        Shared::hold_notifications(false);
+    }
+
+    fn read_some(&mut self, id: ConnId) {
         let mut budget = READ_BUDGET;
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
@@ -563,9 +591,7 @@ impl Sched {
                 None => {}
             }
             self.sh.pump(&mut g, now);
-            let deferred = std::mem::take(&mut g.deferred);
-            drop(g);
-            self.sh.deliver(deferred);
+            self.sh.finish(g);
             if stop {
                 return;
             }
@@ -574,37 +600,72 @@ impl Sched {
 
     /// Starts sends while the connection has bytes and no send is in flight.
     fn try_send(&mut self, id: ConnId) {
+        self.send_from(id, None);
+    }
+
+    /// Sends on `id` while it has bytes: takes the send side (unless a caller holds it),
+    /// lends, writes without the lock, and commits the write under the same lock acquisition
+    /// that lends the next bytes. `done`: a write of this scheduler that completed with that
+    /// many bytes and is not committed yet.
+    fn send_from(&mut self, id: ConnId, mut done: Option<usize>) {
         let mut budget = WRITE_BUDGET;
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
             };
-            if !c.want_send || c.pending || c.sock.is_none() || !matches!(c.phase, Phase::Open) {
+            let open = c.sock.is_some() && matches!(c.phase, Phase::Open);
+            if done.is_none() && (!c.want_send || c.pending || !open) {
                 return;
             }
-            {
-                let mut g = self.sh.lock();
-                let mut out: [&[u8]; MAX_IOV] = [&[]; MAX_IOV];
-                let n = g.engine.tx_slices(id, &mut out);
-                c.lent.capture(out.get(..n).unwrap_or(&[]));
+            let mut g = self.sh.lock();
+            let now = self.sh.now();
+            if let Some(n) = done.take() {
+                // After `Close { flush: false }` the messages fail anyway: nothing more is
+                // committed (the engine would otherwise park ZC sends for a dead connection).
+                if !g.closed.contains(&id) {
+                    g.engine.tx_commit(now, id, n);
+                }
+                budget = budget.saturating_sub(n);
             }
-
-            if c.lent.is_empty() {
+            let Core { engine, tx, .. } = &mut *g;
+            let side = tx.get_mut(&id);
+            let mut flushed = false;
+            if side.as_ref().is_some_and(|t| t.owner == TxOwner::Caller) {
+                // A caller is writing: it looks at the queue again before it lets go, and
+                // hands the rest to this scheduler if it cannot finish.
                 c.want_send = false;
-                if c.flushing.is_some() {
-                    // Flushed (or nothing left to flush): close now.
-                    self.close_and_release(id);
+            } else if budget == 0 || !open {
+                if let Some(t) = side {
+                    t.owner = TxOwner::Free;
                 }
+            } else {
+                let mut out: [&[u8]; MAX_IOV] = [&[]; MAX_IOV];
+                let n = engine.tx_slices(id, &mut out);
+                c.lent.capture(out.get(..n).unwrap_or(&[]));
+                let owner = if c.lent.is_empty() {
+                    c.want_send = false;
+                    flushed = c.flushing.is_some();
+                    TxOwner::Free
+                } else {
+                    c.want_send = true;
+                    TxOwner::Sched
+                };
+                if let Some(t) = side {
+                    t.owner = owner;
+                }
+            }
+            self.sh.pump(&mut g, now);
+            self.sh.finish(g);
+            if flushed {
+                // Flushed (or nothing left to flush): close now.
+                self.close_and_release(id);
                 return;
             }
-            let sent = self.write_lent(id);
-            match sent {
-                Some(n) => {
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
-                        return;
-                    }
-                }
+            if budget == 0 || self.conns.get(&id).is_none_or(|c| c.lent.is_empty()) {
+                return;
+            }
+            match self.write_lent(id) {
+                Some(n) => done = Some(n),
                 None => return,
             }
         }
@@ -615,13 +676,13 @@ impl Sched {
         if let Some(c) = self.conns.get_mut(&id) {
             c.pending = false;
         }
-        if self.write_lent(id).is_some() {
-            self.try_send(id);
+        if let Some(n) = self.write_lent(id) {
+            self.send_from(id, Some(n));
         }
     }
 
     /// Writes the lent slices without the lock. `Some(n)`: the send completed with `n` bytes
-    /// (committed); `None`: pending (EAGAIN) or failed.
+    /// (to be committed); `None`: pending (EAGAIN) or failed.
     fn write_lent(&mut self, id: ConnId) -> Option<usize> {
         let c = self.conns.get_mut(&id)?;
         let sock = c.sock.as_ref()?;
@@ -640,13 +701,6 @@ impl Sched {
                     .rt
                     .write_bytes
                     .fetch_add(n as u64, Ordering::Relaxed);
-                self.sh.with(|core, now| {
-                    // After `Close { flush: false }` the messages fail anyway: nothing more is
-                    // committed (the engine would otherwise park ZC sends for a dead connection).
-                    if !core.closed.contains(&id) {
-                        core.engine.tx_commit(now, id, n);
-                    }
-                });
                 Some(n)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -665,8 +719,13 @@ impl Sched {
                 c.phase = Phase::Dead;
                 let flushing = c.flushing.is_some();
                 nlog!(self.sh, Debug, "connection {}: write failed: {e}", id);
-                self.sh
-                    .with(|core, now| core.engine.io_error(now, id, errno(&e)));
+                self.sh.with(|core, now| {
+                    if let Some(t) = core.tx.get_mut(&id) {
+                        t.owner = TxOwner::Free;
+                        t.sched_only = true;
+                    }
+                    core.engine.io_error(now, id, errno(&e))
+                });
                 if flushing {
                     self.close_and_release(id);
                 }
@@ -702,12 +761,22 @@ impl Sched {
         };
         c.lent.clear();
         if let Some(s) = c.sock.take() {
+            // A caller writing on it (through its `TxSide` clone) sees the write fail.
             let _ = s.shutdown(std::net::Shutdown::Both);
             drop(s);
         }
         self.sh.with(|core, now| {
-            core.engine.release(now, id);
-            Shared::forget(core, id);
+            match core.tx.get_mut(&id) {
+                Some(t) if t.owner == TxOwner::Caller => {
+                    // Its lent bytes must stay valid until its write returns: it releases.
+                    t.release_by_caller = true;
+                    t.sched_only = true;
+                }
+                _ => {
+                    core.engine.release(now, id);
+                    Shared::forget(core, id);
+                }
+            }
         });
     }
 

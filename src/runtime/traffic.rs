@@ -160,5 +160,5 @@ impl NodeHandle {
 /// its completion still inside the engine at this point: `pump` turns it into the LNet event
 /// after the closure, so it reaches this waiter too.
 fn insert_waiter(c: &mut Core, op: u64, done: &mpsc::Sender<LnetEvent>) {
-    c.waiters.insert(op, done.clone());
+    c.waiters.insert(op, done.clone().into());
 }
