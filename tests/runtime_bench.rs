@@ -20,12 +20,13 @@ fn quick_bench_computes_every_ratio_and_counts_copies() {
     let rep = bench::run(&o).expect("quick bench");
     let out = rep.lines().join("\n");
 
-    // Every group ran: bulk (sizes × conns_per_peer), small (pipelined and ping-pong),
+    // Every group ran: bulk (sizes × conns_per_peer), small (pipelined and ping-pong, each
+    // also with the next PUT sent from the completion callback),
     // scaling (rate and throughput per peer count).
     let bulk = o.bulk_sizes.len() * o.cpps.len();
     let groups = |g: &str| rep.rows.iter().filter(|r| r.group == g).count();
     assert_eq!(groups("bulk"), bulk, "{out}");
-    assert_eq!(groups("small"), 4, "{out}");
+    assert_eq!(groups("small"), 6, "{out}");
     assert_eq!(groups("scale"), 2 * o.peers.len(), "{out}");
     assert_eq!(rep.sweep.len(), o.sweep_sizes.len(), "{out}");
     for r in rep.rows.iter().chain(&rep.sweep) {

@@ -28,7 +28,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::node::{put_pattern, Completions, Core, Node, Payload, RtEngine, Waiter};
+use super::node::{put_pattern, Callback, Completions, Core, Node, Payload, RtEngine, Waiter};
 use super::sys::{self, CountingAlloc};
 use super::NodeConfig;
 use crate::engine::{Action, ConnAddrs, ConnId, Engine, Event, LocalNi, Stats, Time, Tunables};
@@ -1200,6 +1200,155 @@ fn td_run(
     Ok(elapsed)
 }
 
+/// State of a [`td_run_cb`] run, shared with its completion callback.
+struct CbRun {
+    count: u64,
+    sent: u64,
+    done: u64,
+    failed: u64,
+    rr: usize,
+    starts: VecDeque<Instant>,
+    lat: Option<Vec<f64>>,
+    /// The callback itself (to register for the PUTs it sends); cleared at the end.
+    me: Option<Callback>,
+}
+
+/// As [`td_run`], but every PUT after the first window is sent by the completion callback of
+/// an earlier one, under the node lock in the thread that read its ACK (A's scheduler): the
+/// bench thread only starts the window and waits for the end. This is how an LNet user that
+/// continues in its event callback drives the network (no thread between the ACK and the next
+/// PUT).
+fn td_run_cb(
+    set: &TdSet,
+    targets: &[ProcessId],
+    data: &Payload,
+    count: u64,
+    window: usize,
+    lat: Option<&mut Vec<f64>>,
+) -> Result<Duration, String> {
+    let sh = &set.a.shared;
+    let before: u64 = set.peers.iter().map(|p| p.puts_received().count).sum();
+    let want_lat = lat.is_some();
+    let st = Arc::new((
+        std::sync::Mutex::new(CbRun {
+            count,
+            sent: 0,
+            done: 0,
+            failed: 0,
+            rr: 0,
+            starts: VecDeque::with_capacity(window),
+            lat: want_lat.then(|| Vec::with_capacity(count as usize)),
+            me: None,
+        }),
+        std::sync::Condvar::new(),
+    ));
+    let tg: Arc<[ProcessId]> = Arc::from(targets);
+    let (st2, data2) = (st.clone(), data.clone());
+    // Sends the next PUT (under the node lock); the caller holds the state's lock.
+    fn send_next(c: &mut Core, now: Time, s: &mut CbRun, tg: &[ProcessId], data: &Payload) {
+        let Some(me) = s.me.clone() else { return };
+        let target = tg[s.rr % tg.len()];
+        s.rr = s.rr.wrapping_add(1);
+        let seq = s.sent;
+        s.sent += 1;
+        if s.lat.is_some() {
+            s.starts.push_back(Instant::now());
+        }
+        let Core { engine, lnet, .. } = &mut *c;
+        let op = lnet.put(
+            engine,
+            now,
+            target,
+            BENCH_PORTAL,
+            seq,
+            0,
+            data.clone(),
+            true,
+        );
+        c.waiters.insert(op, Waiter::Call(me));
+    }
+    let tg2 = tg.clone();
+    let cb: Callback = Arc::new(move |c: &mut Core, now: Time, ev: LnetEvent| {
+        let LnetEvent::PutDone { result, .. } = ev else {
+            return;
+        };
+        let (m, cv) = &*st2;
+        let mut s = m.lock().unwrap_or_else(|e| e.into_inner());
+        s.done += 1;
+        if result.is_err() {
+            s.failed += 1;
+        }
+        if let Some(t) = s.starts.pop_front() {
+            if let Some(l) = s.lat.as_mut() {
+                l.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        if s.sent < s.count {
+            send_next(c, now, &mut s, &tg2, &data2);
+        }
+        if s.done >= s.count {
+            cv.notify_all();
+        }
+    });
+    let t0 = Instant::now();
+    {
+        let mut s = st.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.me = Some(cb);
+    }
+    sh.with(|c, now| {
+        let mut s = st.0.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..(window as u64).min(count) {
+            send_next(c, now, &mut s, &tg, data);
+        }
+    });
+    let res = {
+        let (m, cv) = &*st;
+        let g = m.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut g, to) = cv
+            .wait_timeout_while(g, STALL, |s| s.done < s.count)
+            .unwrap_or_else(|e| e.into_inner());
+        // Breaks the callback's reference to itself (what is still registered fails at
+        // shutdown and finds no callback to send more).
+        g.me = None;
+        if to.timed_out() {
+            Err(format!("tdinal: stalled at {} of {count} PUTs", g.done))
+        } else if g.failed > 0 {
+            Err(format!("tdinal: {} of {count} PUTs failed", g.failed))
+        } else {
+            if let (Some(out), Some(l)) = (lat, g.lat.take()) {
+                out.extend(l);
+            }
+            Ok(())
+        }
+    };
+    let elapsed = t0.elapsed();
+    res?;
+    quiet_down(set, before, count)?;
+    Ok(elapsed)
+}
+
+/// Waits until every PUT of a run is received and every send finalized (ZC-ACKs in).
+fn quiet_down(set: &TdSet, before: u64, count: u64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: u64 = set.peers.iter().map(|p| p.puts_received().count).sum();
+        let open: u64 = set
+            .all()
+            .map(|n| n.shared.lock().engine.stats.tx_msgs_open())
+            .sum();
+        if got >= before + count && open == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "tdinal: after the run, {} of {count} PUTs received, {open} sends open",
+                got - before
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 // ============================================================================================
 // Workloads
 
@@ -1211,6 +1360,9 @@ struct Workload<'a> {
     count: u64,
     window: usize,
     target: Option<Target>,
+    /// tdinal's next PUT is sent from the completion callback of an earlier one (in the thread
+    /// that read its ACK), not by the bench thread after it was woken.
+    callback: bool,
     td: &'a TdSet,
     targets: &'a [ProcessId],
     raw: &'a mut RawSet,
@@ -1238,6 +1390,7 @@ fn run_workload(opts: &BenchOptions, w: Workload<'_>) -> Result<Row, String> {
     let data: Payload = Arc::from(put_pattern(w.size));
     let lat_wanted = w.metric == Metric::Latency;
     let warm = (w.count / 4).max(1);
+    let td_run = if w.callback { td_run_cb } else { td_run };
     td_run(w.td, w.targets, &data, warm, w.window, None)?;
     w.raw.client.run(&data, warm, w.window, None)?;
     let mut row = Row {
@@ -1454,6 +1607,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report, String> {
                     count: opts.count_for(size),
                     window: super::node::PUT_WINDOW,
                     target,
+                    callback: false,
                     td: &td,
                     targets: &targets,
                     raw: &mut raw,
@@ -1481,6 +1635,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report, String> {
                             bound: 0.8,
                             min: true,
                         }),
+                        callback: false,
                         td: &td,
                         targets: &targets,
                         raw: &mut raw,
@@ -1501,6 +1656,38 @@ pub fn run(opts: &BenchOptions) -> Result<Report, String> {
                             bound: 1.2,
                             min: false,
                         }),
+                        callback: false,
+                        td: &td,
+                        targets: &targets,
+                        raw: &mut raw,
+                    },
+                )?);
+            }
+            for (name, metric, count, window) in [
+                (
+                    "0-byte PUT, pipelined (64 in flight), next PUT from the completion callback",
+                    Metric::Rate,
+                    if opts.quick { 200 } else { 30_000 },
+                    64,
+                ),
+                (
+                    "0-byte PUT + ACK, ping-pong, next PUT from the completion callback",
+                    Metric::Latency,
+                    opts.pingpongs(),
+                    1,
+                ),
+            ] {
+                rep.rows.push(run_workload(
+                    opts,
+                    Workload {
+                        group: "small",
+                        name: name.to_string(),
+                        metric,
+                        size: 0,
+                        count,
+                        window,
+                        target: None,
+                        callback: true,
                         td: &td,
                         targets: &targets,
                         raw: &mut raw,
@@ -1665,6 +1852,7 @@ fn scale(opts: &BenchOptions, rep: &mut Report) -> Result<(), String> {
                 count: rate_count,
                 window: 16 * p,
                 target: None,
+                callback: false,
                 td: &td,
                 targets: &targets,
                 raw: &mut raw,
@@ -1680,6 +1868,7 @@ fn scale(opts: &BenchOptions, rep: &mut Report) -> Result<(), String> {
                 count: opts.count_for(64 << 10),
                 window: 8 * p,
                 target: None,
+                callback: false,
                 td: &td,
                 targets: &targets,
                 raw: &mut raw,

@@ -139,7 +139,14 @@ pub(crate) struct DirectJob {
 pub(crate) enum Waiter {
     Chan(mpsc::Sender<LnetEvent>),
     Queue(Arc<Completions>),
+    /// Called under the node lock, in the thread that got the answer (a scheduler reading, or
+    /// any thread pumping): it may start further operations on the `Core` it is given (their
+    /// bytes are written as any other sends are), and must not block or take the node lock.
+    Call(Callback),
 }
+
+/// A completion callback ([`Waiter::Call`]).
+pub(crate) type Callback = Arc<dyn Fn(&mut Core, Time, LnetEvent) + Send + Sync>;
 
 impl From<mpsc::Sender<LnetEvent>> for Waiter {
     fn from(tx: mpsc::Sender<LnetEvent>) -> Waiter {
@@ -644,7 +651,7 @@ impl Shared {
             }
             while let Some(le) = c.lnet.poll_event() {
                 moved = true;
-                self.on_lnet_event(c, le);
+                self.on_lnet_event(c, now, le);
             }
             if !moved {
                 break;
@@ -729,7 +736,7 @@ impl Shared {
         }
     }
 
-    fn on_lnet_event(&self, c: &mut Core, ev: LnetEvent) {
+    fn on_lnet_event(&self, c: &mut Core, now: Time, ev: LnetEvent) {
         let op = match &ev {
             LnetEvent::PingDone { op, .. }
             | LnetEvent::PutDone { op, .. }
@@ -741,6 +748,7 @@ impl Shared {
                 Some(Waiter::Chan(tx)) => {
                     let _ = tx.send(ev);
                 }
+                Some(Waiter::Call(f)) => f(c, now, ev),
                 Some(Waiter::Queue(q)) => {
                     let first = q.push(ev);
                     if first {
