@@ -156,8 +156,12 @@ pub(crate) fn run(sh: Arc<Shared>, idx: usize, wake: UnixStream) {
                 .get(idx)
                 .is_some_and(|slot| slot.notified.swap(false, Ordering::AcqRel));
         if notified || woken_by_stream {
-            let mut sink = [0u8; 64];
-            while matches!((&wake).read(&mut sink), Ok(n) if n > 0) {}
+            // A wake-up from another thread wrote a byte (poll reports it); a scheduler waking
+            // itself only set the flag: no read then.
+            if woken_by_stream {
+                let mut sink = [0u8; 64];
+                while matches!((&wake).read(&mut sink), Ok(n) if n > 0) {}
+            }
             {
                 let mut g = s.sh.lock();
                 if let Some(mb) = g.mailboxes.get_mut(idx) {
