@@ -1111,6 +1111,23 @@ fn snap<'a>(nodes: impl Iterator<Item = &'a Node>) -> Snap {
 /// `count` PUTs of `data` (each with an LNet ACK) from A to `targets` round-robin, `window` in
 /// flight; waits for every ACK, then for the receivers and the zero-copy ACKs, so the next
 /// run starts from quiet nodes. Per-PUT round-trip times in `lat` when asked.
+/// Queues one bench PUT of `data` (match bits `seq`, LNet ACK requested) under the node lock;
+/// its completion goes to `waiter`.
+fn bench_put(c: &mut Core, now: Time, target: ProcessId, seq: u64, data: &Payload, waiter: Waiter) {
+    let Core { engine, lnet, .. } = c;
+    let op = lnet.put(
+        engine,
+        now,
+        target,
+        BENCH_PORTAL,
+        seq,
+        0,
+        data.clone(),
+        true,
+    );
+    c.waiters.insert(op, waiter);
+}
+
 fn td_run(
     set: &TdSet,
     targets: &[ProcessId],
@@ -1139,19 +1156,7 @@ fn td_run(
                 for i in 0..room {
                     let target = targets[rr % targets.len()];
                     rr = rr.wrapping_add(1);
-                    let Core { engine, lnet, .. } = &mut *c;
-                    let seq = sent + i;
-                    let op = lnet.put(
-                        engine,
-                        now,
-                        target,
-                        BENCH_PORTAL,
-                        seq,
-                        0,
-                        data.clone(),
-                        true,
-                    );
-                    c.waiters.insert(op, Waiter::Queue(q.clone()));
+                    bench_put(c, now, target, sent + i, data, Waiter::Queue(q.clone()));
                 }
             });
             sent += room;
@@ -1254,18 +1259,7 @@ fn td_run_cb(
         if s.lat.is_some() {
             s.starts.push_back(Instant::now());
         }
-        let Core { engine, lnet, .. } = &mut *c;
-        let op = lnet.put(
-            engine,
-            now,
-            target,
-            BENCH_PORTAL,
-            seq,
-            0,
-            data.clone(),
-            true,
-        );
-        c.waiters.insert(op, Waiter::Call(me));
+        bench_put(c, now, target, seq, data, Waiter::Call(me));
     }
     let tg2 = tg.clone();
     let cb: Callback = Arc::new(move |c: &mut Core, now: Time, ev: LnetEvent| {
@@ -1734,18 +1728,7 @@ fn queued_put_memory(td: &TdSet, targets: &[ProcessId]) -> Result<(f64, f64), St
         CountingAlloc::set_counting(true);
         let a0 = CountingAlloc::counts();
         for i in 0..N {
-            let Core { engine, lnet, .. } = &mut *g;
-            let op = lnet.put(
-                engine,
-                now,
-                targets[0],
-                BENCH_PORTAL,
-                i,
-                0,
-                data.clone(),
-                true,
-            );
-            g.waiters.insert(op, tx.clone().into());
+            bench_put(&mut g, now, targets[0], i, &data, tx.clone().into());
         }
         let a1 = CountingAlloc::counts();
         CountingAlloc::set_counting(false);
