@@ -50,6 +50,12 @@ pub const F_EOF_REPORTED: u32 = 1 << 7;
 pub const F_PEER_GONE: u32 = 1 << 8;
 pub const F_ABORT_SENT: u32 = 1 << 9;
 pub const F_REGISTERED: u32 = 1 << 10;
+/// The transport indicated a graceful close by the peer (`TDI_DISCONNECT_RELEASE`): our side must
+/// still acknowledge it with a `TDI_DISCONNECT` before closing the connection object.
+pub const F_PEER_RELEASED: u32 = 1 << 11;
+/// The transport indicated an abortive close (`TDI_DISCONNECT_ABORT`): the connection is gone,
+/// nothing to acknowledge.
+pub const F_PEER_ABORTED: u32 = 1 << 12;
 
 /// Active (we connected, own address object) or accepted (child of the listener).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +135,10 @@ impl TsduEntry for RxChunk {
 impl Drop for RxChunk {
     fn drop(&mut self) {
         if let RxChunk::Chained { desc, .. } = self {
+            if desc.is_null() {
+                // Not retained after all (the handler refused the TSDU): nothing to return.
+                return;
+            }
             let mut d = *desc;
             // SAFETY: a descriptor the transport gave us and we retained; returned once.
             unsafe { TdiReturnChainedReceives(&mut d, 1) };
@@ -284,6 +294,17 @@ fn copy_chunk(p: *const u8, len: usize) -> Option<RxChunk> {
     Some(RxChunk::Copied { buf, off: 0 })
 }
 
+/// Refuses an indication the handler cannot take (no memory, no mapping): marks the queue
+/// *withheld* and wakes the scheduler, which posts a `TDI_RECEIVE` for the data. This must
+/// accompany every `STATUS_DATA_NOT_ACCEPTED`: after it the transport makes no further receive
+/// indication on the connection until the client posts a receive request (`ClientEventReceive`,
+/// Remarks), so a refusal nobody follows up with a `TDI_RECEIVE` stalls the connection for good.
+fn refuse(conn: &Arc<Conn>) -> NTSTATUS {
+    conn.rx.withhold();
+    conn.wake();
+    STATUS_DATA_NOT_ACCEPTED
+}
+
 /// `ClientEventReceive`: queue the indicated bytes; when more are available than indicated,
 /// return a `TDI_RECEIVE` IRP for the rest.
 ///
@@ -318,10 +339,10 @@ pub unsafe extern "system" fn on_receive(
         return STATUS_DATA_NOT_ACCEPTED;
     }
     let Some(chunk) = copy_chunk(tsdu as *const u8, indicated as usize) else {
-        return STATUS_DATA_NOT_ACCEPTED;
+        return refuse(&conn);
     };
     if conn.rx.push(chunk).is_err() {
-        return STATUS_DATA_NOT_ACCEPTED;
+        return refuse(&conn);
     }
     // SAFETY: as above.
     unsafe { *taken = indicated };
@@ -435,19 +456,19 @@ pub unsafe extern "system" fn on_chained_receive(
         return STATUS_DATA_NOT_ACCEPTED;
     }
     let Some(segs) = map_chain(tsdu, start, length) else {
-        return STATUS_DATA_NOT_ACCEPTED;
+        return refuse(&conn);
     };
     if length <= CHAINED_COPY_MAX {
         let mut buf: Vec<u8> = Vec::new();
         if buf.try_reserve_exact(length as usize).is_err() {
-            return STATUS_DATA_NOT_ACCEPTED;
+            return refuse(&conn);
         }
         for &(p, n) in &segs {
             // SAFETY: mapped segments of the TSDU, valid during the indication.
             buf.extend_from_slice(unsafe { core::slice::from_raw_parts(p as *const u8, n) });
         }
         if conn.rx.push(RxChunk::Copied { buf, off: 0 }).is_err() {
-            return STATUS_DATA_NOT_ACCEPTED;
+            return refuse(&conn);
         }
         conn.wake();
         return STATUS_SUCCESS;
@@ -468,10 +489,13 @@ pub unsafe extern "system" fn on_chained_receive(
             conn.wake();
             STATUS_PENDING
         }
-        Err(e) => {
-            // Not retained after all: the transport keeps the TSDU; do not return it.
-            core::mem::forget(e);
-            STATUS_DATA_NOT_ACCEPTED
+        Err(mut e) => {
+            // Not retained after all: the transport keeps the TSDU; it must not be returned.
+            if let RxChunk::Chained { desc, .. } = &mut e {
+                *desc = core::ptr::null_mut();
+            }
+            drop(e);
+            refuse(&conn)
         }
     }
 }
@@ -516,10 +540,12 @@ pub unsafe extern "system" fn on_disconnect(
 ) -> NTSTATUS {
     // SAFETY: as in on_receive.
     let conn = unsafe { conn_from_ctx(connection_context) };
-    conn.set(F_PEER_GONE);
     if flags & TDI_DISCONNECT_ABORT != 0 {
+        conn.set(F_PEER_GONE | F_PEER_ABORTED);
         conn.rx.set_error(104);
     } else {
+        // A release still has to be acknowledged with our own TDI_DISCONNECT at teardown.
+        conn.set(F_PEER_GONE | F_PEER_RELEASED);
         conn.rx.set_eof();
     }
     conn.wake();

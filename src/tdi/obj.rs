@@ -295,7 +295,9 @@ pub fn disconnect(conn: &TdiObject, flags: u32) -> NTSTATUS {
 /// `TDI_QUERY_INFORMATION(TDI_QUERY_ADDRESS_INFO)`: the object's local IPv4 address and port
 /// (host order).
 pub fn query_address(obj: &TdiObject) -> Result<(u32, u16), NTSTATUS> {
-    let mut buf = [0u8; 64];
+    // In pool, not on the stack: MmBuildMdlForNonPagedPool must not describe a kernel-stack
+    // buffer, even one the driver knows is resident (its reference page, Remarks).
+    let mut buf: alloc::boxed::Box<[u8; 64]> = alloc::boxed::Box::new([0u8; 64]);
     // SAFETY: IRQL <= DISPATCH_LEVEL; `buf` outlives the MDL, which is freed below.
     let mdl = unsafe {
         IoAllocateMdl(
@@ -309,8 +311,7 @@ pub fn query_address(obj: &TdiObject) -> Result<(u32, u16), NTSTATUS> {
     if mdl.is_null() {
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
-    // SAFETY: `buf` is resident (stack of a kernel thread, not paged while we wait: the wait
-    // is KernelMode). MmBuildMdlForNonPagedPool describes it.
+    // SAFETY: `buf` is driver pool, which is non-paged (NonPagedPoolNx).
     unsafe { MmBuildMdlForNonPagedPool(mdl) };
     let (status, info) = call_sync(obj, |irp, c, ctx| {
         // SAFETY: a fresh IRP; the MDL stays valid until completion.

@@ -823,8 +823,19 @@ fn close_objects(conn: &Arc<Conn>, graceful: bool) {
         (o.conn.take(), o.addr.take())
     };
     if let Some(c) = cobj {
-        if conn.has(F_CONNECTED) && !conn.has(F_PEER_GONE) {
-            let flags = if graceful {
+        // A connected endpoint is always disconnected before it is disassociated
+        // (TDI_DISASSOCIATE_ADDRESS is for inactive connections), including after the peer's
+        // graceful close: TDI_DISCONNECT also acknowledges a disconnect indication from the
+        // remote node ("Disconnecting an Endpoint-to-Endpoint Connection"). Only an abortive
+        // indication leaves nothing to do. A connection that failed otherwise (a send error)
+        // is aborted.
+        // Connected, or its connect completed successfully and no pass has seen it yet.
+        let connected = conn.has(F_CONNECTED)
+            || (conn.has(F_CONNECT_DONE)
+                && nt_success(conn.connect_status.load(Ordering::Acquire)));
+        if connected && !conn.has(F_PEER_ABORTED) {
+            let failed = conn.has(F_PEER_GONE) && !conn.has(F_PEER_RELEASED);
+            let flags = if graceful && !failed {
                 TDI_DISCONNECT_RELEASE
             } else {
                 TDI_DISCONNECT_ABORT

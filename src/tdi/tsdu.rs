@@ -100,6 +100,12 @@ impl<E: TsduEntry> TsduQueue<E> {
         }
     }
 
+    /// Producer: the handler refuses an indication for another reason (no memory, no mapping):
+    /// marks the queue withheld so the consumer pulls the data with a receive request.
+    pub fn withhold(&self) {
+        self.inner.lock().withheld = true;
+    }
+
     /// Producer: appends an entry. `Err(e)` when the deque cannot grow (no memory): the caller
     /// refuses the data and the queue is marked withheld, to be pulled later.
     pub fn push(&self, e: E) -> Result<(), E> {

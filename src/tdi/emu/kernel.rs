@@ -1015,9 +1015,66 @@ pub unsafe extern "system" fn IoFreeMdl(mdl: *mut MDL) {
     }
 }
 
+/// The calling thread's stack as `[low, high)` (glibc's `pthread_getattr_np`).
+fn current_stack() -> Option<(usize, usize)> {
+    /// `pthread_attr_t` is 56 bytes on x86-64 glibc; a larger, aligned buffer is fine.
+    #[repr(C, align(16))]
+    struct PthreadAttr([u8; 128]);
+    extern "C" {
+        fn pthread_self() -> usize;
+        fn pthread_getattr_np(th: usize, attr: *mut PthreadAttr) -> i32;
+        fn pthread_attr_getstack(
+            attr: *const PthreadAttr,
+            addr: *mut *mut c_void,
+            size: *mut usize,
+        ) -> i32;
+        fn pthread_attr_destroy(attr: *mut PthreadAttr) -> i32;
+    }
+    let mut attr = PthreadAttr([0; 128]);
+    let mut addr: *mut c_void = core::ptr::null_mut();
+    let mut size = 0usize;
+    // SAFETY: glibc calls on the current thread with valid out-pointers; the attribute object
+    // is destroyed once initialised.
+    unsafe {
+        if pthread_getattr_np(pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let rc = pthread_attr_getstack(&attr, &mut addr, &mut size);
+        pthread_attr_destroy(&mut attr);
+        (rc == 0).then(|| (addr as usize, addr as usize + size))
+    }
+}
+
+/// Mappings of MDLs into system space still to fail (`emu::fail_mappings`).
+static FAIL_MAPPINGS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// Mappings that failed on purpose.
+pub(crate) static FAILED_MAPPINGS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
+/// Makes the next `n` calls of `MmMapLockedPagesSpecifyCache` fail (return NULL, as the routine
+/// does with `BugCheckOnFailure` FALSE when system PTEs run short); while some are pending the
+/// transport describes chained TSDUs with locked but unmapped MDLs, so clients must map them.
+pub fn fail_mappings(n: u32) {
+    FAIL_MAPPINGS.store(n, Ordering::SeqCst);
+}
+
+pub(crate) fn mapping_failures_pending() -> bool {
+    FAIL_MAPPINGS.load(Ordering::SeqCst) > 0
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: *mut MDL) {
     require(DISPATCH_LEVEL, "MmBuildMdlForNonPagedPool");
+    // SAFETY: a live MDL.
+    let va = unsafe { MmGetMdlVirtualAddress(mdl) } as usize;
+    if let Some((lo, hi)) = current_stack() {
+        if (lo..hi).contains(&va) {
+            violation(
+                "MmBuildMdlForNonPagedPool on a buffer on the kernel stack (not allowed even if \
+                 the stack cannot be paged out; MmProbeAndLockPages it or use pool)",
+            );
+        }
+    }
     // SAFETY: a live MDL.
     unsafe {
         (*mdl).MappedSystemVa = MmGetMdlVirtualAddress(mdl);
@@ -1058,6 +1115,13 @@ pub unsafe extern "system" fn MmMapLockedPagesSpecifyCache(
     _priority: u32,
 ) -> *mut c_void {
     require(DISPATCH_LEVEL, "MmMapLockedPagesSpecifyCache");
+    if FAIL_MAPPINGS
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        FAILED_MAPPINGS.fetch_add(1, Ordering::Relaxed);
+        return core::ptr::null_mut();
+    }
     // SAFETY: a live MDL.
     unsafe {
         if (*mdl).MdlFlags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) == 0 {

@@ -146,6 +146,19 @@ pub fn inject_reset(
     tcp::inject_reset(&pred)
 }
 
+/// Makes the next `n` mappings of MDLs into system space (`MmMapLockedPagesSpecifyCache`, what
+/// `MmGetSystemAddressForMdlSafe` calls for an MDL not yet mapped) fail with NULL, as they may
+/// when system PTEs run short; while failures are pending, chained-receive TSDUs come in MDLs
+/// that are locked but not mapped. (Process-wide, like the rest of the emulation.)
+pub fn fail_mappings(n: u32) {
+    kernel::fail_mappings(n);
+}
+
+/// Mappings failed on purpose so far (process-wide).
+pub fn failed_mappings() -> u64 {
+    kernel::FAILED_MAPPINGS.load(Ordering::Relaxed)
+}
+
 /// Simple xorshift64* generator used by the emulation.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);

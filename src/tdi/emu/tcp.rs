@@ -168,6 +168,11 @@ struct ConnSt {
     sending: bool,
     recv_irps: VecDeque<usize>,
     not_accepting: bool,
+    /// `ClientEventDisconnect(TDI_DISCONNECT_RELEASE)` was delivered: the client owes a
+    /// `TDI_DISCONNECT` acknowledging it before it closes the connection object.
+    release_indicated: bool,
+    /// The client issued a `TDI_DISCONNECT` (either kind) on this connection.
+    disconnect_requested: bool,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -453,6 +458,7 @@ pub fn dispatch(irp: *mut IRP) -> NTSTATUS {
         (TDI_DISCONNECT, Endpoint::Conn(c)) => {
             // SAFETY: TDI_REQUEST_KERNEL overlays the parameters.
             let flags = unsafe { (*request_params::<TDI_REQUEST_KERNEL>(sp)).RequestFlags } as u32;
+            lock(&c.st).disconnect_requested = true;
             if flags & TDI_DISCONNECT_ABORT != 0 {
                 abort(c, false);
                 return finish(&mut lock(&c.rng), irp, STATUS_SUCCESS, 0);
@@ -857,7 +863,9 @@ fn reader_thread(c: Arc<ConnEp>, s: Arc<TcpStream>) {
                         indicate_disconnect(&c, &h, TDI_DISCONNECT_ABORT);
                     } else {
                         bump(&stats().disconnect_release);
-                        indicate_disconnect(&c, &h, TDI_DISCONNECT_RELEASE);
+                        if indicate_disconnect(&c, &h, TDI_DISCONNECT_RELEASE) {
+                            lock(&c.st).release_indicated = true;
+                        }
                     }
                 }
                 let st = lock(&c.st);
@@ -1028,8 +1036,13 @@ pub(crate) fn chained_outstanding() -> usize {
 
 fn free_chained(t: Box<ChainedTsdu>) {
     for &m in &t.mdls {
-        // SAFETY: MDLs we allocated for this TSDU.
-        unsafe { IoFreeMdl(m as *mut MDL) };
+        // SAFETY: MDLs we allocated for this TSDU (unlocked first when they were locked).
+        unsafe {
+            if (*(m as *mut MDL)).MdlFlags & MDL_PAGES_LOCKED != 0 {
+                MmUnlockPages(m as *mut MDL);
+            }
+            IoFreeMdl(m as *mut MDL);
+        }
     }
     drop(t);
 }
@@ -1056,6 +1069,9 @@ fn indicate_chained(c: &Arc<ConnEp>, rng: &mut Rng, buf: &mut RxBuf, f: usize, c
     cuts.dedup();
     let mut mdls: Vec<usize> = Vec::new();
     let base = data.as_mut_ptr();
+    // While mapping failures are injected, the TSDU's MDLs are locked but not mapped (as a
+    // miniport's receive buffers may be), so the client has to map them.
+    let unmapped = super::kernel::mapping_failures_pending();
     for w in cuts.windows(2) {
         let (a, b) = (w[0], w[1]);
         // SAFETY: a sub-range of `data`, which lives as long as the TSDU.
@@ -1067,7 +1083,11 @@ fn indicate_chained(c: &Arc<ConnEp>, rng: &mut Rng, buf: &mut RxBuf, f: usize, c
                 FALSE,
                 core::ptr::null_mut(),
             );
-            MmBuildMdlForNonPagedPool(m);
+            if unmapped {
+                MmProbeAndLockPages(m, KERNEL_MODE, IO_READ_ACCESS);
+            } else {
+                MmBuildMdlForNonPagedPool(m);
+            }
             m
         };
         if let Some(&prev) = mdls.last() {
@@ -1154,7 +1174,8 @@ fn indicate_error(c: &ConnEp, h: &Handlers, status: NTSTATUS) {
     }
 }
 
-fn indicate_disconnect(c: &ConnEp, h: &Handlers, flags: u32) {
+/// Calls `ClientEventDisconnect`; true if the client's handler ran.
+fn indicate_disconnect(c: &ConnEp, h: &Handlers, flags: u32) -> bool {
     if let Some((f, ctx)) = h.get(TDI_EVENT_DISCONNECT) {
         // SAFETY: the client registered this handler with this signature.
         let handler: PTDI_IND_DISCONNECT =
@@ -1174,7 +1195,10 @@ fn indicate_disconnect(c: &ConnEp, h: &Handlers, flags: u32) {
                     )
                 }
             })
-        });
+        })
+        .is_some()
+    } else {
+        false
     }
 }
 
@@ -1333,6 +1357,13 @@ pub unsafe fn cleanup(f: *mut FILE_OBJECT) {
         Endpoint::Conn(c) => {
             {
                 let mut st = lock(&c.st);
+                if st.release_indicated && !st.disconnect_requested && !st.abort {
+                    violation(
+                        "connection object closed after a TDI_DISCONNECT_RELEASE indication \
+                         without acknowledging it with a TDI_DISCONNECT (TDI_DISCONNECT; \
+                         Disconnecting an Endpoint-to-Endpoint Connection)",
+                    );
+                }
                 st.closed = true;
                 c.cv.notify_all();
             }
