@@ -5,7 +5,8 @@
 //! event and system-thread helpers the runtime uses.
 //!
 //! Everything here runs at PASSIVE_LEVEL (`ZwCreateFile`, `ObReferenceObjectByHandle`, waits).
-//! Close order: connection objects first (disconnected, disassociated), then the address object
+//! Close order: connection objects first (disconnected, disassociated, handle closed, IRPs
+//! drained, reference dropped), then the address object
 //! they were associated with.
 // Handles and object pointers here are opaque kernel tokens passed on to the kernel, never
 // dereferenced by these functions.
@@ -127,14 +128,26 @@ pub fn open_control() -> Result<TdiObject, NTSTATUS> {
     open(&mut [])
 }
 
-/// Closes an object: drops our reference and the handle (the transport's cleanup runs on the
-/// last handle; for a connection object it cancels its pending requests and stops its
-/// indications). PASSIVE_LEVEL.
+/// Closes an object: the handle, then our reference (see [`close_after`]). PASSIVE_LEVEL.
 pub fn close(obj: TdiObject) {
-    // SAFETY: our reference and handle, each released once; PASSIVE_LEVEL.
-    unsafe {
-        ObfDereferenceObject(obj.file.cast());
-        ZwClose(obj.handle);
+    close_after(obj, || true);
+}
+
+/// Closes an object's handle — the last one, so the transport's cleanup (`IRP_MJ_CLEANUP`)
+/// completes what is still pending on it and stops its indications — then runs `drain` (which
+/// waits until every IRP the driver sent for the object has come back and says whether they
+/// did), and only then drops the driver's reference to the file object. The IRPs the driver
+/// allocates do not reference the file object their stack location names; the driver's own
+/// reference keeps it (and the transport's state behind it) alive until the last of them has
+/// completed, however late the transport completes them after the cleanup. If `drain` gives
+/// up, the reference is kept (leaked) rather than dropped under an outstanding IRP.
+/// PASSIVE_LEVEL.
+pub fn close_after(obj: TdiObject, drain: impl FnOnce() -> bool) {
+    // SAFETY: our kernel handle, closed once; PASSIVE_LEVEL.
+    unsafe { ZwClose(obj.handle) };
+    if drain() {
+        // SAFETY: our reference from ObReferenceObjectByHandle, released once; PASSIVE_LEVEL.
+        unsafe { ObfDereferenceObject(obj.file.cast()) };
     }
 }
 

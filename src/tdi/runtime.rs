@@ -843,14 +843,11 @@ fn close_objects(conn: &Arc<Conn>, graceful: bool) {
             let _ = obj::disconnect(&c, flags);
         }
         let _ = obj::disassociate(&c);
-        // Keep the connection object reachable for completion routines building nothing new.
-        obj::close(c);
-    }
-    for _ in 0..20_000 {
-        if conn.inflight.load(Ordering::Acquire) == 0 {
-            break;
-        }
-        obj::sleep_ms(1);
+        // The handle goes first (the transport's cleanup completes what is pending); our
+        // reference to the file object is dropped only once every IRP we sent for it is back.
+        obj::close_after(c, || drain_inflight(conn));
+    } else {
+        let _ = drain_inflight(conn);
     }
     if let Some(a) = aobj {
         obj::close(a);
@@ -861,6 +858,18 @@ fn close_objects(conn: &Arc<Conn>, graceful: bool) {
         unsafe { IoFreeIrp(accept_irp as *mut IRP) };
     }
     conn.rx.clear();
+}
+
+/// Waits (up to 20 s) until no IRP of the connection is outstanding at the transport; false if
+/// some still are.
+fn drain_inflight(conn: &Conn) -> bool {
+    for _ in 0..20_000 {
+        if conn.inflight.load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        obj::sleep_ms(1);
+    }
+    false
 }
 
 /// Tears a connection down and releases it to the engine. PASSIVE_LEVEL, engine lock not held.

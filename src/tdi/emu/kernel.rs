@@ -435,6 +435,21 @@ fn deref(key: usize) {
         }
     };
     if let Some(e) = freed {
+        if let Object::File(f) = e.obj {
+            let pending = lock(&IRPS).iter().any(|(&irp, o)| {
+                matches!(o, IrpOwner::Transport)
+                    // SAFETY: a live IRP the transport owns; its current location is valid.
+                    && unsafe {
+                        (*(*(irp as *mut IRP)).Tail.Overlay.Stack.CurrentStackLocation).FileObject
+                    } == f
+            });
+            if pending {
+                violation(
+                    "the last reference to a file object dropped while an IRP sent for it is \
+                     still outstanding at the transport (keep the reference until it completes)",
+                );
+            }
+        }
         match e.obj {
             // SAFETY: the last reference is gone: the object memory is ours to free.
             Object::File(f) => unsafe { free_file(f) },
@@ -884,10 +899,18 @@ pub unsafe extern "system" fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mu
 /// `IoCompleteRequest` as the transport calls it: runs the completion routines upwards at
 /// DISPATCH_LEVEL, stopping at `STATUS_MORE_PROCESSING_REQUIRED`.
 pub fn complete_irp(irp: *mut IRP, status: NTSTATUS, information: usize) {
-    // SAFETY: the transport owns the IRP.
-    unsafe {
+    // SAFETY: the transport owns the IRP; its current location is the transport's.
+    let file = unsafe {
         (*irp).IoStatus.u.Status = status;
         (*irp).IoStatus.Information = information;
+        (*(*irp).Tail.Overlay.Stack.CurrentStackLocation).FileObject
+    };
+    if !file.is_null() && !lock(&OB).objects.contains_key(&(file as usize)) {
+        violation(
+            "an IRP completed for a file object that was already closed and freed: the client \
+             dropped its last reference (ObDereferenceObject + ZwClose) while an IRP it sent for \
+             the object was outstanding",
+        );
     }
     at_dispatch("IRP completion routine", || {
         // SAFETY: the IRP is live and owned by the transport until handed back below.

@@ -1389,8 +1389,23 @@ pub unsafe fn cleanup(f: *mut FILE_OBJECT) {
                 }
                 v
             };
+            // Some complete during the cleanup, others a little later (a transport may finish
+            // cancelling after IRP_MJ_CLEANUP returned): the client must keep its reference to
+            // the file object until they are back (checked in `complete_irp`).
+            let mut rng = lock(&c.rng).clone();
             for i in irps {
-                complete_irp(i as *mut IRP, STATUS_CANCELLED, 0);
+                if rng.chance(1, 2) {
+                    complete_irp(i as *mut IRP, STATUS_CANCELLED, 0);
+                } else {
+                    // (Queued IRPs are marked pending already.)
+                    let delay = rng.range(1, 300);
+                    if lock(&COMPLETER)
+                        .send((i, STATUS_CANCELLED, 0, delay))
+                        .is_err()
+                    {
+                        violation("completer thread gone");
+                    }
+                }
             }
             lock(&c.addr).take();
         }
