@@ -173,6 +173,11 @@ struct ConnSt {
     release_indicated: bool,
     /// The client issued a `TDI_DISCONNECT` (either kind) on this connection.
     disconnect_requested: bool,
+    /// The TCP connection failed (a read error: reset by the peer); the client was told with an
+    /// abortive disconnect indication.
+    failed: bool,
+    /// Connected by a `TDI_CONNECT` whose IRP has not been completed to the client yet.
+    connecting: bool,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -394,6 +399,22 @@ pub fn dispatch(irp: *mut IRP) -> NTSTATUS {
             finish(&mut lock(&c.rng), irp, st, 0)
         }
         (TDI_DISASSOCIATE_ADDRESS, Endpoint::Conn(c)) => {
+            {
+                let st = lock(&c.st);
+                if st.stream.is_some()
+                    && !st.abort
+                    && !st.failed
+                    && !st.connecting
+                    && !st.closed
+                    && !st.disconnect_requested
+                {
+                    violation(
+                        "TDI_DISASSOCIATE_ADDRESS on a connected endpoint that was neither \
+                         disconnected (TDI_DISCONNECT) nor reset: disassociation is for inactive \
+                         connections (TDI_DISASSOCIATE_ADDRESS)",
+                    );
+                }
+            }
             let st = if lock(&c.addr).take().is_some() {
                 STATUS_SUCCESS
             } else {
@@ -560,6 +581,7 @@ fn connect(c: Arc<ConnEp>, irp: *mut IRP, sp: *mut IO_STACK_LOCATION) -> NTSTATU
         }
         // SAFETY: fd is a connected socket we own.
         let s = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+        lock(&c.st).connecting = true;
         let st = if attach(&c, s) {
             STATUS_SUCCESS
         } else {
@@ -567,6 +589,7 @@ fn connect(c: Arc<ConnEp>, irp: *mut IRP, sp: *mut IO_STACK_LOCATION) -> NTSTATU
         };
         // Indications start only after the client saw the connect complete.
         complete_irp(irp, st, 0);
+        lock(&c.st).connecting = false;
         start_threads(&c);
         st
     };
@@ -858,6 +881,7 @@ fn reader_thread(c: Arc<ConnEp>, s: Arc<TcpStream>) {
                     told = true;
                     let h = handlers_of(&c);
                     if err != 0 {
+                        lock(&c.st).failed = true;
                         bump(&stats().disconnect_abort);
                         indicate_error(&c, &h, STATUS_CONNECTION_RESET);
                         indicate_disconnect(&c, &h, TDI_DISCONNECT_ABORT);
