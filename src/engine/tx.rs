@@ -221,8 +221,11 @@ impl<P: TxPayload> Tx<P> {
     }
 }
 
-/// Most spare transmission boxes an engine keeps (about 240 bytes each).
-pub const TX_POOL_MAX: usize = 32;
+/// Most spare transmission boxes an engine keeps (about 250 bytes each, so at most 32 KiB).
+/// At least a pipelined burst's worth: with 64 PUTs in flight a sender queues up to 64 boxes
+/// (and a receiver up to 64 ACKs) before the first is written, and a pool of 32 left half of
+/// each burst to the allocator (`docs/performance.md`, change 13).
+pub const TX_POOL_MAX: usize = 128;
 
 /// Finished transmissions' boxes, kept for the next messages: one allocation and one free per
 /// message less on the hot path (`docs/performance.md`).
