@@ -13,9 +13,13 @@
     clippy::arithmetic_side_effects
 )]
 
+mod idmap;
+
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
+
+use idmap::IdMap;
 
 use crate::engine::{Engine, Error, Event, LocalNi, RxId, RxSink, Time, TxId, TxPayload};
 use crate::wire::lnet::LNET_PROTO_PING_MATCHBITS;
@@ -154,10 +158,12 @@ pub struct Lnet<P, S = Vec<u8>> {
     ni: LocalNi,
     ping_seq: u32,
     next_cookie: u64,
-    ops: BTreeMap<u64, Op>,
+    /// Per-message tables, keyed by ids that mostly grow and mostly finish oldest first:
+    /// sorted `VecDeque`s that keep their buffers (no allocation per message, unlike B-trees).
+    ops: IdMap<u64, Op>,
     /// Our sends that complete an op when they finish (PUT without ACK, failed GET/ping sends).
-    tx_ops: BTreeMap<TxId, u64>,
-    rx_kind: BTreeMap<RxId, RxKind>,
+    tx_ops: IdMap<TxId, u64>,
+    rx_kind: IdMap<RxId, RxKind>,
     served: BTreeMap<(u32, u64), Vec<u8>>,
     events: VecDeque<LnetEvent>,
     pub stats: LnetStats,
@@ -172,9 +178,9 @@ impl<P: TxPayload + From<Vec<u8>>, S: OwnedSink> Lnet<P, S> {
             ni,
             ping_seq: 1,
             next_cookie: 1,
-            ops: BTreeMap::new(),
-            tx_ops: BTreeMap::new(),
-            rx_kind: BTreeMap::new(),
+            ops: IdMap::new(),
+            tx_ops: IdMap::new(),
+            rx_kind: IdMap::new(),
             served: BTreeMap::new(),
             events: VecDeque::new(),
             stats: LnetStats::default(),
