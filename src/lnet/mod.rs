@@ -34,6 +34,13 @@ use crate::wire::{ConnType, Endian, LnetHdr, LnetMsg, Nid, ProcessId, ProtoVersi
 pub const PING_FEATURES: u32 = feat::NI_STATUS;
 /// The largest discovery push we keep (a ping info with 16 entries is 272 bytes).
 const MAX_PUSH: u32 = 64 * 1024;
+/// Most receive buffers kept for reuse ([`Lnet::give_back`]), and their most bytes in all.
+const SPARE_MAX: usize = 64;
+const SPARE_BYTES_MAX: usize = 8 << 20;
+/// A spare buffer serves a message of `len` bytes if it holds at most this many times as much
+/// (or at most [`SPARE_SMALL`]): a small PUT does not pin a bulk-sized buffer.
+const SPARE_FIT: usize = 4;
+const SPARE_SMALL: usize = 4096;
 
 /// What the LNet layer reports to its user.
 #[derive(Debug)]
@@ -165,6 +172,9 @@ pub struct Lnet<P, S = Vec<u8>> {
     tx_ops: IdMap<TxId, u64>,
     rx_kind: IdMap<RxId, RxKind>,
     served: BTreeMap<(u32, u64), Vec<u8>>,
+    /// Receive buffers given back by the user ([`Lnet::give_back`]), reused as sinks.
+    spare: Vec<Vec<u8>>,
+    spare_bytes: usize,
     events: VecDeque<LnetEvent>,
     pub stats: LnetStats,
     _p: core::marker::PhantomData<(P, S)>,
@@ -182,6 +192,8 @@ impl<P: TxPayload + From<Vec<u8>>, S: OwnedSink> Lnet<P, S> {
             tx_ops: IdMap::new(),
             rx_kind: IdMap::new(),
             served: BTreeMap::new(),
+            spare: Vec::new(),
+            spare_bytes: 0,
             events: VecDeque::new(),
             stats: LnetStats::default(),
             _p: core::marker::PhantomData,
@@ -190,6 +202,53 @@ impl<P: TxPayload + From<Vec<u8>>, S: OwnedSink> Lnet<P, S> {
 
     pub fn poll_event(&mut self) -> Option<LnetEvent> {
         self.events.pop_front()
+    }
+
+    /// Gives back the buffer of a `PutReceived` (or `GetDone`) the user is done with: the next
+    /// received payloads are read into it instead of a new allocation. Nothing of its old
+    /// contents survives: a reused sink is cleared and zero-filled to the new length, exactly
+    /// as a new one. Kept up to [`SPARE_MAX`] buffers and [`SPARE_BYTES_MAX`] bytes in all.
+    pub fn give_back(&mut self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap == 0
+            || cap > LNET_MTU as usize
+            || self.spare.len() >= SPARE_MAX
+            || self.spare_bytes.saturating_add(cap) > SPARE_BYTES_MAX
+        {
+            return;
+        }
+        buf.clear();
+        self.spare_bytes = self.spare_bytes.saturating_add(cap);
+        self.spare.push(buf);
+    }
+
+    /// Receive buffers kept for reuse.
+    pub fn spare_buffers(&self) -> usize {
+        self.spare.len()
+    }
+
+    /// A zeroed receive sink of `len` bytes: a spare buffer that fits, else a new one.
+    fn sink(&mut self, len: u32) -> S {
+        let len = len as usize;
+        if len == 0 {
+            return S::from(Vec::new());
+        }
+        let most = len.saturating_mul(SPARE_FIT).max(SPARE_SMALL);
+        let fits = self
+            .spare
+            .iter()
+            .rposition(|b| b.capacity() >= len && b.capacity() <= most);
+        let buf = match fits {
+            Some(i) => {
+                let mut b = self.spare.swap_remove(i);
+                self.spare_bytes = self.spare_bytes.saturating_sub(b.capacity());
+                b.clear();
+                b.resize(len, 0);
+                b
+            }
+            None => vec![0u8; len],
+        };
+        S::from(buf)
     }
 
     /// Operations (pings, GETs, PUTs) still waiting for an answer.
@@ -583,7 +642,8 @@ impl<P: TxPayload + From<Vec<u8>>, S: OwnedSink> Lnet<P, S> {
                             ack: ack.map(|w| (w, match_bits)),
                         },
                     );
-                    eng.recv(now, rx, Some(S::from(vec![0u8; len as usize])), len);
+                    let sink = self.sink(len);
+                    eng.recv(now, rx, Some(sink), len);
                 } else if ptl_index == LNET_RESERVED_PORTAL {
                     self.drop_rx(
                         eng,
@@ -604,7 +664,8 @@ impl<P: TxPayload + From<Vec<u8>>, S: OwnedSink> Lnet<P, S> {
                             ack,
                         },
                     );
-                    eng.recv(now, rx, Some(S::from(vec![0u8; len as usize])), len);
+                    let sink = self.sink(len);
+                    eng.recv(now, rx, Some(sink), len);
                 }
             }
             LnetMsg::Reply { dst_wmd } => {
@@ -613,7 +674,8 @@ impl<P: TxPayload + From<Vec<u8>>, S: OwnedSink> Lnet<P, S> {
                     && matches!(self.ops.get(&op), Some(Op::Ping { .. } | Op::Get { .. }));
                 if known {
                     self.rx_kind.insert(rx, RxKind::Reply { op });
-                    eng.recv(now, rx, Some(S::from(vec![0u8; len as usize])), len);
+                    let sink = self.sink(len);
+                    eng.recv(now, rx, Some(sink), len);
                 } else {
                     self.drop_rx(eng, now, rx, from, "REPLY for an unknown MD");
                 }

@@ -310,6 +310,17 @@ std::thread_local! {
 }
 
 std::thread_local! {
+    /// Per thread: buffers of received PUTs that no tap took (at most [`RETURNED_MAX`]), given
+    /// back to the LNet layer at this thread's next [`Shared::pump`] to be reused as receive
+    /// sinks (a scheduler delivers what it read and then reads again: no allocation per PUT).
+    static RETURNED: std::cell::RefCell<Vec<Vec<u8>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most buffers a thread keeps in [`RETURNED`] between two pumps.
+const RETURNED_MAX: usize = 64;
+
+std::thread_local! {
     /// Per thread: whether completion wake-ups are held ([`Shared::hold_notifications`]), and
     /// the queues held.
     static HELD: std::cell::RefCell<(bool, Vec<Arc<Completions>>)> =
@@ -637,6 +648,13 @@ impl Shared {
     /// Drains the engine's actions and events and the LNet layer's events until all is quiet.
     pub fn pump(&self, c: &mut Core, now: Time) {
         let mut news = false;
+        RETURNED.with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                for b in r.drain(..) {
+                    c.lnet.give_back(b);
+                }
+            }
+        });
         for _ in 0..1_000_000 {
             let mut moved = false;
             while let Some(a) = c.engine.poll_action() {
@@ -799,13 +817,22 @@ impl Shared {
                     p.bytes = p.bytes.wrapping_add(data.len() as u64);
                     p.digest = p.digest.wrapping_add(h);
                 }
-                self.taps.put(super::traffic::ReceivedPut {
+                let untaken = self.taps.put(super::traffic::ReceivedPut {
                     from,
                     portal,
                     match_bits,
                     hdr_data,
                     data,
                 });
+                if let Some(p) = untaken {
+                    RETURNED.with(|r| {
+                        if let Ok(mut r) = r.try_borrow_mut() {
+                            if r.len() < RETURNED_MAX {
+                                r.push(p.data);
+                            }
+                        }
+                    });
+                }
             }
         }
     }

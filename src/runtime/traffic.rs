@@ -45,11 +45,13 @@ pub(crate) struct Taps {
 }
 
 impl Taps {
-    /// A received PUT, after the node counted it: handed to the tap if one is set.
-    pub(crate) fn put(&self, p: ReceivedPut) {
+    /// A received PUT, after the node counted it: handed to the tap if one is set; given back
+    /// when no tap took it (its buffer can then be reused).
+    pub(crate) fn put(&self, p: ReceivedPut) -> Option<ReceivedPut> {
         let g = self.puts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = g.as_ref() {
-            let _ = tx.send(p);
+        match g.as_ref() {
+            Some(tx) => tx.send(p).err().map(|e| e.0),
+            None => Some(p),
         }
     }
 
