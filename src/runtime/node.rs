@@ -310,15 +310,18 @@ std::thread_local! {
 }
 
 std::thread_local! {
-    /// Per thread: buffers of received PUTs that no tap took (at most [`RETURNED_MAX`]), given
-    /// back to the LNet layer at this thread's next [`Shared::pump`] to be reused as receive
-    /// sinks (a scheduler delivers what it read and then reads again: no allocation per PUT).
-    static RETURNED: std::cell::RefCell<Vec<Vec<u8>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    /// Per thread: buffers of received PUTs that no tap took (at most [`RETURNED_MAX`], and
+    /// [`RETURNED_BYTES_MAX`] bytes), and their bytes, given back to the LNet layer at this
+    /// thread's next [`Shared::pump`] to be reused as receive sinks (a scheduler delivers what
+    /// it read and then reads again: no allocation per PUT).
+    static RETURNED: std::cell::RefCell<(Vec<Vec<u8>>, usize)> =
+        const { std::cell::RefCell::new((Vec::new(), 0)) };
 }
 
-/// Most buffers a thread keeps in [`RETURNED`] between two pumps.
+/// Most buffers, and bytes, a thread keeps in [`RETURNED`] between two pumps (a thread that
+/// stops pumping keeps them until it exits).
 const RETURNED_MAX: usize = 64;
+const RETURNED_BYTES_MAX: usize = 4 << 20;
 
 std::thread_local! {
     /// Per thread: whether completion wake-ups are held ([`Shared::hold_notifications`]), and
@@ -650,9 +653,11 @@ impl Shared {
         let mut news = false;
         RETURNED.with(|r| {
             if let Ok(mut r) = r.try_borrow_mut() {
-                for b in r.drain(..) {
+                let (bufs, bytes) = &mut *r;
+                for b in bufs.drain(..) {
                     c.lnet.give_back(b);
                 }
+                *bytes = 0;
             }
         });
         for _ in 0..1_000_000 {
@@ -827,8 +832,13 @@ impl Shared {
                 if let Some(p) = untaken {
                     RETURNED.with(|r| {
                         if let Ok(mut r) = r.try_borrow_mut() {
-                            if r.len() < RETURNED_MAX {
-                                r.push(p.data);
+                            let (bufs, bytes) = &mut *r;
+                            let cap = p.data.capacity();
+                            if bufs.len() < RETURNED_MAX
+                                && bytes.saturating_add(cap) <= RETURNED_BYTES_MAX
+                            {
+                                *bytes = bytes.saturating_add(cap);
+                                bufs.push(p.data);
                             }
                         }
                     });
