@@ -93,3 +93,41 @@ fn refused_indications_are_pulled_with_a_receive() {
         assert_no_leaks();
     }
 }
+
+/// Pool exhaustion at DISPATCH_LEVEL: the receive handlers' allocations (the copy of an
+/// indicated TSDU, the buffer and context of the `TDI_RECEIVE` for the rest of a partial
+/// indication) fail. Each failure must refuse the indication (and have it pulled), never end in
+/// an allocation-failure abort (a bug check in the kernel) nor lose data.
+#[test]
+fn dispatch_allocation_failures_refuse_and_pull() {
+    let _g = serial();
+    for (i, seed) in [5u64, 0x20_0003].into_iter().enumerate() {
+        emu::set_seed(seed);
+        let net = 155 + i as u8;
+        let (a_ip, b_ip) = (lo(net, 1), lo(net, 2));
+        let a = start(config(a_ip, 0xa200 + seed, 988));
+        let b = start(config(b_ip, 0xb200 + seed, 988));
+        let (mut ea, mut eb) = (Events::default(), Events::default());
+        ping(&a, &mut ea, pid(b_ip));
+        ping(&b, &mut eb, pid(a_ip));
+        let failed0 = emu::failed_dispatch_allocations();
+        let refused0 = emu::get(&emu::stats().data_not_accepted);
+        emu::fail_dispatch_allocations(40);
+        for k in 0..3u64 {
+            put_and_check((&a, &mut ea), (&b, &mut eb), pid(b_ip), 500 + k);
+            put_and_check((&b, &mut eb), (&a, &mut ea), pid(a_ip), 600 + k);
+        }
+        let failed = emu::failed_dispatch_allocations() - failed0;
+        emu::fail_dispatch_allocations(0);
+        let refused = emu::get(&emu::stats().data_not_accepted) - refused0;
+        eprintln!("seed {seed}: DISPATCH_LEVEL allocations failed {failed}, refused {refused}");
+        assert!(
+            failed > 0,
+            "no allocation failed: the test did not exercise the refusal"
+        );
+        assert!(refused >= failed, "failed {failed}, refused {refused}");
+        stop_clean(a, "A");
+        stop_clean(b, "B");
+        assert_no_leaks();
+    }
+}

@@ -15,6 +15,7 @@
 )]
 
 use super::bindings::*;
+use super::falloc::PoolBox;
 use super::obj::TdiObject;
 use super::runtime::Shared;
 use super::sendref::{Finisher, SendRefs, Wake};
@@ -22,7 +23,6 @@ use super::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering, SpinLock};
 use super::tsdu::{TsduEntry, TsduQueue};
 use crate::engine::ConnId;
 use crate::kernel::*;
-use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ffi::c_void;
@@ -287,8 +287,7 @@ pub fn errno_of_status(status: NTSTATUS) -> i32 {
 
 /// Copies `len` bytes at `p` into a new chunk; `None` if memory is short.
 fn copy_chunk(p: *const u8, len: usize) -> Option<RxChunk> {
-    let mut buf: Vec<u8> = Vec::new();
-    buf.try_reserve_exact(len).ok()?;
+    let mut buf = super::falloc::try_buf(len)?;
     // SAFETY: the transport's TSDU holds `len` readable bytes at `p` during the indication.
     buf.extend_from_slice(unsafe { core::slice::from_raw_parts(p, len) });
     Some(RxChunk::Copied { buf, off: 0 })
@@ -338,6 +337,19 @@ pub unsafe extern "system" fn on_receive(
         conn.wake();
         return STATUS_DATA_NOT_ACCEPTED;
     }
+    // Everything the indication needs is allocated before anything is queued, so a shortage
+    // refuses the whole indication (and the scheduler pulls it with a TDI_RECEIVE) instead of
+    // taking part of it and leaving the rest in an unspecified state.
+    let rest = available.saturating_sub(indicated) as usize;
+    let prepared = if rest > 0 {
+        match PreparedRecv::new(&conn, rest.min(RECV_IRP_MAX), false) {
+            Some(p) => Some(p),
+            None => return refuse(&conn),
+        }
+    } else {
+        None
+    };
+    // On a refusal below, `prepared` is dropped, which frees its IRP, MDL and buffer.
     let Some(chunk) = copy_chunk(tsdu as *const u8, indicated as usize) else {
         return refuse(&conn);
     };
@@ -346,23 +358,20 @@ pub unsafe extern "system" fn on_receive(
     }
     // SAFETY: as above.
     unsafe { *taken = indicated };
-    let rest = available.saturating_sub(indicated) as usize;
-    if rest > 0 {
-        if let Some(irp) = build_receive_irp(&conn, rest.min(RECV_IRP_MAX), false) {
-            // SAFETY: a fully built TDI_RECEIVE; the transport processes an IRP returned from a
-            // handler as if passed to IoCallDriver, so its location is advanced first.
-            unsafe {
-                IoSetNextIrpStackLocation(irp);
-                *irp_out = irp;
-            }
-            conn.shared
-                .stats
-                .receive_irps
-                .fetch_add(1, Ordering::Relaxed);
-            conn.wake();
-            return STATUS_MORE_PROCESSING_REQUIRED;
+    if let Some(p) = prepared {
+        let irp = p.arm();
+        // SAFETY: a fully built TDI_RECEIVE; the transport processes an IRP returned from a
+        // handler as if passed to IoCallDriver, so its location is advanced first.
+        unsafe {
+            IoSetNextIrpStackLocation(irp);
+            *irp_out = irp;
         }
-        // No memory: the transport indicates the rest again later.
+        conn.shared
+            .stats
+            .receive_irps
+            .fetch_add(1, Ordering::Relaxed);
+        conn.wake();
+        return STATUS_MORE_PROCESSING_REQUIRED;
     }
     conn.wake();
     STATUS_SUCCESS
@@ -459,10 +468,9 @@ pub unsafe extern "system" fn on_chained_receive(
         return refuse(&conn);
     };
     if length <= CHAINED_COPY_MAX {
-        let mut buf: Vec<u8> = Vec::new();
-        if buf.try_reserve_exact(length as usize).is_err() {
+        let Some(mut buf) = super::falloc::try_buf(length as usize) else {
             return refuse(&conn);
-        }
+        };
         for &(p, n) in &segs {
             // SAFETY: mapped segments of the TSDU, valid during the indication.
             buf.extend_from_slice(unsafe { core::slice::from_raw_parts(p as *const u8, n) });
@@ -587,57 +595,106 @@ struct RecvCtx {
     pull: bool,
 }
 
-/// Builds a `TDI_RECEIVE` for up to `len` bytes into a fresh buffer (any IRQL <= DISPATCH).
-pub fn build_receive_irp(conn: &Arc<Conn>, len: usize, pull: bool) -> Option<*mut IRP> {
-    let (device, file, stack) = conn.conn_target()?;
-    let mut buf: Vec<u8> = Vec::new();
-    buf.try_reserve_exact(len).ok()?;
-    buf.resize(len, 0);
-    let len32 = u32::try_from(len).ok()?;
-    // SAFETY: IRQL <= DISPATCH_LEVEL; the buffer (non-paged pool) outlives the MDL.
-    let mdl = unsafe {
-        IoAllocateMdl(
-            buf.as_mut_ptr().cast(),
-            len32,
-            FALSE,
-            FALSE,
-            core::ptr::null_mut(),
-        )
-    };
-    if mdl.is_null() {
-        return None;
-    }
-    // SAFETY: a fresh MDL over non-paged memory.
-    unsafe { MmBuildMdlForNonPagedPool(mdl) };
-    // SAFETY: IRQL <= DISPATCH_LEVEL.
-    let irp = unsafe { IoAllocateIrp(stack, FALSE) };
-    if irp.is_null() {
-        // SAFETY: ours, unused.
-        unsafe { IoFreeMdl(mdl) };
-        return None;
-    }
-    let ctx = Box::into_raw(Box::new(RecvCtx {
-        conn: conn.clone(),
-        buf,
-        mdl,
-        pull,
-    }));
-    conn.io_start();
-    // SAFETY: a fresh IRP for the connection's device; the context and MDL live until the
-    // completion routine frees them.
-    unsafe {
-        tdi_build_receive(
+/// A `TDI_RECEIVE` with everything allocated (buffer, MDL, IRP, context) but not yet built:
+/// dropping it frees them all; [`PreparedRecv::arm`] builds the request and hands the IRP out.
+struct PreparedRecv {
+    /// From `PoolBox::into_raw`; owned until `arm`.
+    ctx: *mut RecvCtx,
+    irp: *mut IRP,
+    device: *mut DEVICE_OBJECT,
+    file: *mut FILE_OBJECT,
+    len32: u32,
+}
+
+impl PreparedRecv {
+    /// Allocates a `TDI_RECEIVE` for up to `len` bytes into a fresh buffer; `None` if any
+    /// allocation fails (any IRQL <= DISPATCH_LEVEL, no allocation that cannot fail).
+    fn new(conn: &Arc<Conn>, len: usize, pull: bool) -> Option<PreparedRecv> {
+        let (device, file, stack) = conn.conn_target()?;
+        let len32 = u32::try_from(len).ok()?;
+        let mut buf = super::falloc::try_buf(len)?;
+        buf.resize(len, 0);
+        // SAFETY: IRQL <= DISPATCH_LEVEL; the buffer (non-paged pool) outlives the MDL (both
+        // end in the same context, the MDL freed first).
+        let mdl = unsafe {
+            IoAllocateMdl(
+                buf.as_mut_ptr().cast(),
+                len32,
+                FALSE,
+                FALSE,
+                core::ptr::null_mut(),
+            )
+        };
+        if mdl.is_null() {
+            return None;
+        }
+        // SAFETY: a fresh MDL over non-paged memory.
+        unsafe { MmBuildMdlForNonPagedPool(mdl) };
+        let Ok(ctx) = PoolBox::try_new(RecvCtx {
+            conn: conn.clone(),
+            buf,
+            mdl,
+            pull,
+        }) else {
+            // SAFETY: ours, unused.
+            unsafe { IoFreeMdl(mdl) };
+            return None;
+        };
+        // SAFETY: IRQL <= DISPATCH_LEVEL.
+        let irp = unsafe { IoAllocateIrp(stack, FALSE) };
+        if irp.is_null() {
+            // SAFETY: ours, unused (the buffer goes with the context).
+            unsafe { IoFreeMdl(ctx.mdl) };
+            return None;
+        }
+        Some(PreparedRecv {
+            ctx: PoolBox::into_raw(ctx),
             irp,
             device,
             file,
-            Some(receive_complete),
-            ctx.cast(),
-            mdl,
-            TDI_RECEIVE_NORMAL,
             len32,
-        )
-    };
-    Some(irp)
+        })
+    }
+
+    /// Builds the request (counted in flight from here) and gives up ownership of the IRP and
+    /// the context to the completion routine.
+    fn arm(self) -> *mut IRP {
+        let me = core::mem::ManuallyDrop::new(self);
+        // SAFETY: the context is ours until the IRP is handed out.
+        let (conn, mdl) = unsafe { (&(*me.ctx).conn, (*me.ctx).mdl) };
+        conn.io_start();
+        // SAFETY: a fresh IRP for the connection's device; the context and MDL live until the
+        // completion routine frees them.
+        unsafe {
+            tdi_build_receive(
+                me.irp,
+                me.device,
+                me.file,
+                Some(receive_complete),
+                me.ctx.cast(),
+                mdl,
+                TDI_RECEIVE_NORMAL,
+                me.len32,
+            )
+        };
+        me.irp
+    }
+}
+
+impl Drop for PreparedRecv {
+    fn drop(&mut self) {
+        // SAFETY: never armed: the IRP, the MDL and the context are still ours, freed once.
+        unsafe {
+            let ctx = PoolBox::from_raw(self.ctx);
+            IoFreeMdl(ctx.mdl);
+            IoFreeIrp(self.irp);
+        }
+    }
+}
+
+/// Builds a `TDI_RECEIVE` for up to `len` bytes into a fresh buffer (any IRQL <= DISPATCH).
+pub fn build_receive_irp(conn: &Arc<Conn>, len: usize, pull: bool) -> Option<*mut IRP> {
+    PreparedRecv::new(conn, len, pull).map(PreparedRecv::arm)
 }
 
 unsafe extern "system" fn receive_complete(
@@ -646,7 +703,7 @@ unsafe extern "system" fn receive_complete(
     context: *mut c_void,
 ) -> NTSTATUS {
     // SAFETY: the context is the RecvCtx we boxed for this IRP; the IRP is ours again.
-    let ctx = unsafe { Box::from_raw(context.cast::<RecvCtx>()) };
+    let ctx = unsafe { PoolBox::from_raw(context.cast::<RecvCtx>()) };
     // SAFETY: a completed IRP.
     let (status, info) = unsafe { ((*irp).IoStatus.u.Status, (*irp).IoStatus.Information) };
     // SAFETY: ours: freed once, the MDL first (it is not attached for freeing by the I/O
@@ -661,7 +718,7 @@ unsafe extern "system" fn receive_complete(
         mut buf,
         pull,
         ..
-    } = *ctx;
+    } = ctx.into_inner();
     let n = info.min(buf.len());
     let chunk = if nt_success(status) && n > 0 {
         buf.truncate(n);
@@ -724,17 +781,17 @@ pub struct SendCtx {
 }
 
 impl SendCtx {
-    /// Frees the IRP and MDLs (any IRQL <= DISPATCH_LEVEL). The lent engine slices are not
-    /// touched: they are the engine's.
-    #[allow(clippy::boxed_local)] // the context lives in a Box handed through the IRP
-    fn free(self: Box<Self>) {
+    /// Frees the IRP and MDLs, then the context (any IRQL <= DISPATCH_LEVEL). The lent engine
+    /// slices are not touched: they are the engine's.
+    fn free(b: PoolBox<Self>) {
+        let irp = b.irp;
         // SAFETY: the IRP and MDLs are ours (completed, not referenced by the transport).
         unsafe {
-            (*self.irp).MdlAddress = core::ptr::null_mut();
-            for &m in &self.mdls {
+            (*irp).MdlAddress = core::ptr::null_mut();
+            for &m in &b.mdls {
                 IoFreeMdl(m);
             }
-            IoFreeIrp(self.irp);
+            IoFreeIrp(irp);
         }
     }
 }
@@ -828,12 +885,20 @@ pub fn submit_send(conn: &Arc<Conn>, slices: &[&[u8]]) -> SendOutcome {
         free_mdls(&mdls);
         return SendOutcome::Failed;
     }
-    let ctx = Box::into_raw(Box::new(SendCtx {
+    let ctx = match PoolBox::try_new(SendCtx {
         refs: SendRefs::new(),
         conn: conn.clone(),
         irp,
         mdls,
-    }));
+    }) {
+        Ok(b) => PoolBox::into_raw(b),
+        Err(c) => {
+            free_mdls(&c.mdls);
+            // SAFETY: ours, never submitted.
+            unsafe { IoFreeIrp(irp) };
+            return SendOutcome::Failed;
+        }
+    };
     conn.io_start();
     // SAFETY: a fresh IRP; the context lives until the last reference is dropped.
     unsafe {
@@ -855,9 +920,9 @@ pub fn submit_send(conn: &Arc<Conn>, slices: &[&[u8]]) -> SendOutcome {
     match fin {
         Some(Finisher::Submitter) => {
             // SAFETY: both references dropped, the last by us: the context is ours.
-            let b = unsafe { Box::from_raw(ctx) };
+            let b = unsafe { PoolBox::from_raw(ctx) };
             let (st, info) = b.refs.result();
-            b.free();
+            SendCtx::free(b);
             conn.io_end();
             conn.shared
                 .stats
@@ -889,9 +954,9 @@ unsafe extern "system" fn send_complete(
     let fin = unsafe { (*ctx).refs.complete(status, info32) };
     if let Some(Finisher::Completion) = fin {
         // SAFETY: the submitter already dropped its reference: the context is ours.
-        let b = unsafe { Box::from_raw(ctx) };
+        let b = unsafe { PoolBox::from_raw(ctx) };
         let conn = b.conn.clone();
-        b.free();
+        SendCtx::free(b);
         conn.send_result
             .store(pack_result(status, info32), Ordering::Release);
         conn.set(F_SEND_DONE);
@@ -927,14 +992,19 @@ pub fn submit_connect(conn: &Arc<Conn>, ip: u32, port: u16, timeout_ms: u32) -> 
     if irp.is_null() {
         return false;
     }
-    let ctx = Box::into_raw(Box::new(ConnectCtx {
+    let Ok(ctx) = PoolBox::try_new(ConnectCtx {
         conn: conn.clone(),
         remote: TA_IP_ADDRESS::new(ip, port),
         info: TDI_CONNECTION_INFORMATION::empty(),
         timeout: LARGE_INTEGER {
             QuadPart: 0i64.saturating_sub(i64::from(timeout_ms).saturating_mul(10_000)),
         },
-    }));
+    }) else {
+        // SAFETY: ours, never submitted.
+        unsafe { IoFreeIrp(irp) };
+        return false;
+    };
+    let ctx = PoolBox::into_raw(ctx);
     // SAFETY: the boxed context is stable; its fields are referenced by the request.
     unsafe {
         (*ctx).info.RemoteAddressLength = core::mem::size_of::<TA_IP_ADDRESS>() as i32;
@@ -965,7 +1035,7 @@ unsafe extern "system" fn connect_complete(
     context: *mut c_void,
 ) -> NTSTATUS {
     // SAFETY: our boxed context; the IRP is ours again.
-    let ctx = unsafe { Box::from_raw(context.cast::<ConnectCtx>()) };
+    let ctx = unsafe { PoolBox::from_raw(context.cast::<ConnectCtx>()) };
     // SAFETY: a completed IRP, freed once.
     let status = unsafe {
         let s = (*irp).IoStatus.u.Status;

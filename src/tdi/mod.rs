@@ -6,6 +6,7 @@
 //!   the scheduler; [`sendref`]: the two-reference send context and the wake flag — both
 //!   model-checked with loom (`tests/tdi_loom.rs`) through the [`sync`] shim;
 //! - [`conn`]: receive handlers, receive IRPs, the `TDI_SEND` path, connect completion;
+//! - [`falloc`]: fallible allocation for DISPATCH_LEVEL code;
 //! - [`acceptor`]: the listener, its backlog of child connection objects, `ClientEventConnect`;
 //! - [`runtime`]: scheduler threads driving `Engine` + `Lnet` ([`TdiRuntime`]);
 //! - [`lent`]: payloads and sinks over memory of the runtime's own or lent by a kernel LNet;
@@ -17,6 +18,7 @@
 pub mod acceptor;
 pub mod bindings;
 pub mod conn;
+pub mod falloc;
 pub mod lent;
 pub mod obj;
 pub mod runtime;

@@ -746,6 +746,9 @@ pub extern "system" fn ExAllocatePoolWithTag(ty: POOL_TYPE, size: usize, tag: u3
     } else {
         require(DISPATCH_LEVEL, "ExAllocatePoolWithTag");
     }
+    if take_dispatch_alloc_failure() {
+        return core::ptr::null_mut();
+    }
     pool_alloc(size, tag, false)
 }
 
@@ -756,6 +759,9 @@ pub extern "system" fn ExAllocatePool2(flags: POOL_FLAGS, size: usize, tag: u32)
         require(APC_LEVEL, "ExAllocatePool2(POOL_FLAG_PAGED)");
     } else {
         require(DISPATCH_LEVEL, "ExAllocatePool2");
+    }
+    if take_dispatch_alloc_failure() {
+        return core::ptr::null_mut();
     }
     pool_alloc(size, tag, true)
 }
@@ -1066,6 +1072,33 @@ fn current_stack() -> Option<(usize, usize)> {
         pthread_attr_destroy(&mut attr);
         (rc == 0).then(|| (addr as usize, addr as usize + size))
     }
+}
+
+/// Allocations at DISPATCH_LEVEL still to fail (`emu::fail_dispatch_allocations`).
+static FAIL_DISPATCH_ALLOCS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// Allocations at DISPATCH_LEVEL failed on purpose.
+pub(crate) static FAILED_DISPATCH_ALLOCS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
+/// Makes the next `n` pool allocations (`ExAllocatePoolWithTag`, `ExAllocatePool2`) made at
+/// DISPATCH_LEVEL fail (NULL), as they do when non-paged pool runs short. Allocations at
+/// PASSIVE_LEVEL are left alone.
+pub fn fail_dispatch_allocations(n: u32) {
+    FAIL_DISPATCH_ALLOCS.store(n, Ordering::SeqCst);
+}
+
+/// Whether this allocation is to fail (consumes one pending failure when at DISPATCH_LEVEL).
+fn take_dispatch_alloc_failure() -> bool {
+    if irql() < DISPATCH_LEVEL {
+        return false;
+    }
+    let hit = FAIL_DISPATCH_ALLOCS
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if hit {
+        FAILED_DISPATCH_ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+    hit
 }
 
 /// Mappings of MDLs into system space still to fail (`emu::fail_mappings`).

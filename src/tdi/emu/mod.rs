@@ -159,6 +159,17 @@ pub fn failed_mappings() -> u64 {
     kernel::FAILED_MAPPINGS.load(Ordering::Relaxed)
 }
 
+/// Makes the next `n` pool allocations made at DISPATCH_LEVEL fail, as pool exhaustion would
+/// (the TDI layer's DISPATCH_LEVEL contexts come from the pool: `tdi::falloc::PoolBox`).
+pub fn fail_dispatch_allocations(n: u32) {
+    kernel::fail_dispatch_allocations(n);
+}
+
+/// DISPATCH_LEVEL allocations failed on purpose so far (process-wide).
+pub fn failed_dispatch_allocations() -> u64 {
+    kernel::FAILED_DISPATCH_ALLOCS.load(Ordering::Relaxed)
+}
+
 /// Simple xorshift64* generator used by the emulation.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
