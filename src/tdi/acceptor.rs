@@ -26,7 +26,7 @@ use super::bindings::*;
 use super::conn::*;
 use super::obj::{self, KEvent, TdiObject};
 use super::runtime::{self, Shared, ThreadArg};
-use super::sync::{AtomicBool, Ordering, SpinLock};
+use super::sync::{AtomicBool, AtomicUsize, Ordering, SpinLock};
 use crate::engine::{ConnAddrs, ConnId};
 use crate::kernel::*;
 use alloc::boxed::Box;
@@ -44,6 +44,10 @@ pub struct Listener {
     free: SpinLock<Vec<Arc<Conn>>>,
     accepted: SpinLock<VecDeque<Arc<Conn>>>,
     failed: SpinLock<Vec<Arc<Conn>>>,
+    /// Children handed to the transport by `on_connect` whose accept has not completed yet
+    /// (changed under the `free` lock when it grows, so `free.len() + accepting_children` is
+    /// exact there).
+    accepting_children: AtomicUsize,
     pub event: Box<KEvent>,
     accepting: AtomicBool,
 }
@@ -62,6 +66,7 @@ impl Listener {
             free: SpinLock::new(Vec::new()),
             accepted: SpinLock::new(VecDeque::new()),
             failed: SpinLock::new(Vec::new()),
+            accepting_children: AtomicUsize::new(0),
             event: KEvent::new(true, false),
             accepting: AtomicBool::new(true),
         });
@@ -118,14 +123,35 @@ impl Listener {
             }
             match self.new_child() {
                 Some(c) => {
-                    let mut f = self.free.lock();
-                    if f.try_reserve(1).is_ok() {
-                        f.push(c);
+                    if let Err(c) = self.add_free(c) {
+                        runtime::discard(&c);
+                        return;
                     }
                 }
                 None => return,
             }
         }
+    }
+
+    /// Adds a child to the backlog, first making sure that `accepted` and `failed` each have
+    /// room, without growing, for every child of the backlog and every accept in flight: a
+    /// child leaves `free` in `on_connect` and lands in one of them in `accept_complete`
+    /// (DISPATCH_LEVEL), where a failed allocation would lose it with its connection object
+    /// still open. `Err` gives the child back when memory is short.
+    fn add_free(&self, c: Arc<Conn>) -> Result<(), Arc<Conn>> {
+        let mut f = self.free.lock();
+        let need = f
+            .len()
+            .saturating_add(self.accepting_children.load(Ordering::Acquire))
+            .saturating_add(1);
+        if f.try_reserve(1).is_err()
+            || self.accepted.lock().try_reserve(need).is_err()
+            || self.failed.lock().try_reserve(need).is_err()
+        {
+            return Err(c);
+        }
+        f.push(c);
+        Ok(())
     }
 
     fn new_child(self: &Arc<Self>) -> Option<Arc<Conn>> {
@@ -170,6 +196,14 @@ impl Listener {
     /// Closes the spare children, then the address object. PASSIVE_LEVEL.
     pub fn close(&self) {
         self.stop_accepting();
+        // Accepts in flight land in `accepted` or `failed` when they complete (the transport
+        // completes or cancels them); wait for them (bounded) so none is missed below.
+        for _ in 0..2000 {
+            if self.accepting_children.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            obj::sleep_ms(5);
+        }
         let spare: Vec<Arc<Conn>> = core::mem::take(&mut *self.free.lock());
         for c in spare {
             runtime::discard(&c);
@@ -278,7 +312,15 @@ unsafe extern "system" fn on_connect(
     let Some((ip, port)) = parse_transport_address(bytes) else {
         return STATUS_CONNECTION_REFUSED;
     };
-    let Some(child) = l.free.lock().pop() else {
+    let popped = {
+        let mut f = l.free.lock();
+        let c = f.pop();
+        if c.is_some() {
+            l.accepting_children.fetch_add(1, Ordering::AcqRel);
+        }
+        c
+    };
+    let Some(child) = popped else {
         l.shared
             .stats
             .refused_no_child
@@ -293,10 +335,8 @@ unsafe extern "system" fn on_connect(
     };
     let Some((device, file)) = target.filter(|_| !irp.is_null()) else {
         // Should not happen; put the child aside for the acceptor to close.
-        let mut f = l.failed.lock();
-        if f.try_reserve(1).is_ok() {
-            f.push(child);
-        }
+        l.park(child);
+        l.event.set();
         return STATUS_CONNECTION_REFUSED;
     };
     child.peer.store(pack_addr(ip, port), Ordering::Release);
@@ -335,6 +375,8 @@ unsafe extern "system" fn accept_complete(
         s
     };
     child.io_end();
+    // The listener stays in `shared.listener` until `Listener::close` has waited for the
+    // accepts in flight, so it is there.
     let listener = child.shared.listener.lock().clone();
     if let Some(l) = listener {
         if nt_success(status) {
@@ -342,16 +384,42 @@ unsafe extern "system" fn accept_complete(
             let mut q = l.accepted.lock();
             if q.try_reserve(1).is_ok() {
                 q.push_back(child);
+                drop(q);
+                l.accepting_children.fetch_sub(1, Ordering::AcqRel);
+            } else {
+                // Not reached: `add_free` reserved room for it. Failed, then, rather than lost.
+                drop(q);
+                l.park(child);
             }
         } else {
-            let mut f = l.failed.lock();
-            if f.try_reserve(1).is_ok() {
-                f.push(child);
-            }
+            l.park(child);
         }
         l.event.set();
     }
     STATUS_MORE_PROCESSING_REQUIRED
+}
+
+impl Listener {
+    /// Puts a child whose accept failed (or never started) on the `failed` list, for the
+    /// acceptor thread to close its objects, and ends its accept (any IRQL <= DISPATCH_LEVEL;
+    /// `add_free` reserved the room, so this does not allocate).
+    fn park(&self, child: Arc<Conn>) {
+        let mut f = self.failed.lock();
+        if f.try_reserve(1).is_ok() {
+            f.push(child);
+        } else {
+            // Not reached (see `add_free`). Dropping the last reference here would leave its
+            // connection object open with a dangling context, so the reference is kept
+            // (leaked) and counted instead.
+            self.shared
+                .stats
+                .accept_children_leaked
+                .fetch_add(1, Ordering::Relaxed);
+            core::mem::forget(child);
+        }
+        drop(f);
+        self.accepting_children.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// `ClientEventError` on the listener's address object: counted (per-connection failures come

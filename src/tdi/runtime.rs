@@ -69,6 +69,9 @@ pub struct TdiConfig {
 pub struct TdiStats {
     pub accepted: AtomicU64,
     pub refused_no_child: AtomicU64,
+    /// Accepted children that found no room on the listener's lists (kept, never freed, rather
+    /// than freed with their connection object open). Expected 0: the room is reserved.
+    pub accept_children_leaked: AtomicU64,
     pub connects: AtomicU64,
     pub connect_port_retries: AtomicU64,
     pub sends_finished_by_submitter: AtomicU64,
@@ -589,10 +592,13 @@ impl TdiRuntime {
             }
         }
         // 4. The listener and its spare children.
-        let l = shared.listener.lock().take();
+        //    It stays in `shared.listener` while it closes: accepts completing meanwhile find
+        //    it there (`accept_complete`) and are closed with the rest.
+        let l = shared.listener.lock().clone();
         if let Some(l) = l {
             l.close();
         }
+        drop(shared.listener.lock().take());
         // 5. A bound kernel LNet: what the engine never answered is finalized (cancelled), and
         //    every upcall still queued is delivered here, on the stopping thread (the
         //    schedulers are gone), with no lock held. Requests queued after the schedulers
