@@ -81,6 +81,7 @@ pub fn tdi_config(req: &StartRequest, incarnation: u64) -> TdiConfig {
         },
         // The TDI_CONNECT timeout: socklnd's connection timeout is sock_timeout.
         connect_timeout_ms: tunables.sock_timeout.saturating_mul(1000).max(1000),
+        disconnect_timeout_ms: 10_000,
         tunables,
         local_ip: req.local_ip,
         listen_port: Some(req.port),

@@ -19,7 +19,7 @@ use super::falloc::PoolBox;
 use super::obj::TdiObject;
 use super::runtime::Shared;
 use super::sendref::{Finisher, SendRefs, Wake};
-use super::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering, SpinLock};
+use super::sync::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering, SpinLock};
 use super::tsdu::{TsduEntry, TsduQueue};
 use crate::engine::ConnId;
 use crate::kernel::*;
@@ -170,7 +170,21 @@ pub struct Conn {
     pub attempts: AtomicU32,
     /// The target of an active connection: `(ip << 16) | port`.
     pub target: AtomicU64,
+    /// The `TDI_CONNECT` IRP while `connect_state` is not `CONNECT_IDLE`/`CONNECT_DONE`.
+    pub connect_irp: AtomicUsize,
+    /// Who may free `connect_irp`: see [`cancel_connect`].
+    pub connect_state: AtomicU32,
 }
+
+/// No `TDI_CONNECT` at the transport.
+const CONNECT_IDLE: u32 = 0;
+/// A `TDI_CONNECT` at the transport; its completion routine frees the IRP.
+const CONNECT_INFLIGHT: u32 = 1;
+/// Teardown is inside `IoCancelIrp` for it: a completion running meanwhile leaves the IRP to
+/// the canceller.
+const CONNECT_CANCELLING: u32 = 2;
+/// Completed.
+const CONNECT_DONE: u32 = 3;
 
 /// The transport objects of a connection (set at PASSIVE_LEVEL before they can raise events,
 /// taken at teardown).
@@ -208,6 +222,8 @@ impl Conn {
             objs: SpinLock::new(Objects::default()),
             attempts: AtomicU32::new(0),
             target: AtomicU64::new(0),
+            connect_irp: AtomicUsize::new(0),
+            connect_state: AtomicU32::new(CONNECT_IDLE),
         })
     }
 
@@ -1011,6 +1027,9 @@ pub fn submit_connect(conn: &Arc<Conn>, ip: u32, port: u16, timeout_ms: u32) -> 
         (*ctx).info.RemoteAddress = core::ptr::addr_of_mut!((*ctx).remote).cast();
     }
     conn.io_start();
+    conn.connect_irp.store(irp as usize, Ordering::Release);
+    conn.connect_state
+        .store(CONNECT_INFLIGHT, Ordering::Release);
     // SAFETY: a fresh IRP; connection information and timeout live in the context until
     // completion.
     unsafe {
@@ -1036,19 +1055,75 @@ unsafe extern "system" fn connect_complete(
 ) -> NTSTATUS {
     // SAFETY: our boxed context; the IRP is ours again.
     let ctx = unsafe { PoolBox::from_raw(context.cast::<ConnectCtx>()) };
-    // SAFETY: a completed IRP, freed once.
-    let status = unsafe {
-        let s = (*irp).IoStatus.u.Status;
-        IoFreeIrp(irp);
-        s
-    };
+    // SAFETY: a completed IRP.
+    let status = unsafe { (*irp).IoStatus.u.Status };
     let conn = ctx.conn.clone();
     drop(ctx);
     conn.connect_status.store(status, Ordering::Release);
     conn.set(F_CONNECT_DONE);
+    if conn.connect_state.swap(CONNECT_DONE, Ordering::AcqRel) != CONNECT_CANCELLING {
+        conn.connect_irp.store(0, Ordering::Release);
+        // SAFETY: completed and ours; no canceller holds it: freed once, here.
+        unsafe { IoFreeIrp(irp) };
+    }
     conn.io_end();
     conn.wake();
     STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// Cancels the connection's `TDI_CONNECT` if it is still at the transport (`IoCancelIrp`:
+/// the IRP is ours, allocated with `IoAllocateIrp`, which is when the routine's page allows a
+/// driver to cancel it) and waits (up to 20 s) until it has come back. PASSIVE_LEVEL. True if
+/// one was in flight.
+///
+/// The IRP must stay allocated while `IoCancelIrp` runs, yet the completion routine frees it
+/// and may run at any time, even inside `IoCancelIrp` (the transport's cancel routine
+/// completes it). `connect_state` settles who frees it: the canceller moves INFLIGHT to
+/// CANCELLING before the call and back after it; a completion that finds CANCELLING leaves the
+/// IRP to the canceller, which finds DONE instead of CANCELLING and frees it.
+pub fn cancel_connect(conn: &Conn) -> bool {
+    if conn
+        .connect_state
+        .compare_exchange(
+            CONNECT_INFLIGHT,
+            CONNECT_CANCELLING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        return false;
+    }
+    let irp = conn.connect_irp.load(Ordering::Acquire) as *mut IRP;
+    // SAFETY: while the state is CANCELLING the completion routine does not free the IRP, so
+    // it is live; it is our own IRP; IRQL <= DISPATCH_LEVEL.
+    unsafe { IoCancelIrp(irp) };
+    if conn
+        .connect_state
+        .compare_exchange(
+            CONNECT_CANCELLING,
+            CONNECT_INFLIGHT,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        // Completed meanwhile: the completion routine left the IRP to us.
+        conn.connect_irp.store(0, Ordering::Release);
+        // SAFETY: completed, ours, freed once.
+        unsafe { IoFreeIrp(irp) };
+    }
+    for _ in 0..20_000 {
+        if conn.connect_state.load(Ordering::Acquire) != CONNECT_INFLIGHT {
+            break;
+        }
+        super::obj::sleep_ms(1);
+    }
+    conn.shared
+        .stats
+        .connects_cancelled
+        .fetch_add(1, Ordering::Relaxed);
+    true
 }
 
 /// The event handlers every connection needs, registered on the address object that carries

@@ -284,6 +284,72 @@ pub fn set_event_handler(
     .0
 }
 
+/// How long a request cancelled by the driver may take to come back before its IRP is given
+/// up (leaked rather than freed while the transport may still hold it).
+const CANCELLED_RETURN_MS: u32 = 20_000;
+
+/// A graceful `TDI_DISCONNECT` bounded by `timeout_ms` (PASSIVE_LEVEL). The timeout is passed
+/// to the transport as the request's `Time` (*TdiBuildDisconnect*; the request may then end
+/// with `STATUS_REQUEST_TIMED_OUT`) and the wait is bounded by it too, not trusting the
+/// transport to honour it: when it expires, the IRP (ours, from `IoAllocateIrp`) is cancelled
+/// with `IoCancelIrp` and the connection aborted with `TDI_DISCONNECT_ABORT`, then the IRP is
+/// awaited (it stays ours: the completion routine returns `STATUS_MORE_PROCESSING_REQUIRED`
+/// and only signals). If even that does not bring it back within `CANCELLED_RETURN_MS`, the
+/// IRP, its event and its timeout are leaked rather than freed under the transport. Returns
+/// the status and whether the timeout expired.
+pub fn disconnect_release_bounded(conn: &TdiObject, timeout_ms: u32) -> (NTSTATUS, bool) {
+    // SAFETY: IRQL <= DISPATCH_LEVEL; the device's stack size is what the transport needs.
+    let irp = unsafe { IoAllocateIrp(conn.stack_size(), FALSE) };
+    if irp.is_null() {
+        return (STATUS_INSUFFICIENT_RESOURCES, false);
+    }
+    let ev = KEvent::new(false, false);
+    let time = alloc::boxed::Box::into_raw(alloc::boxed::Box::new(LARGE_INTEGER {
+        QuadPart: 0i64.saturating_sub(i64::from(timeout_ms).saturating_mul(10_000)),
+    }));
+    // SAFETY: a fresh IRP sized for the device; the timeout and the event live until the IRP
+    // is back (or are leaked with it).
+    unsafe {
+        tdi_build_disconnect(
+            irp,
+            conn.device,
+            conn.file,
+            Some(sync_complete),
+            ev.as_ptr().cast(),
+            time,
+            TDI_DISCONNECT_RELEASE,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        );
+        IofCallDriver(conn.device, irp);
+    }
+    let timed_out = !ev.wait(Some(timeout_ms));
+    let back = if timed_out {
+        // SAFETY: our own IRP, still allocated (freed only below, after its event).
+        unsafe { IoCancelIrp(irp) };
+        let _ = disconnect(conn, TDI_DISCONNECT_ABORT);
+        ev.wait(Some(CANCELLED_RETURN_MS))
+    } else {
+        true
+    };
+    if !back {
+        core::mem::forget(ev);
+        return (STATUS_IO_TIMEOUT, true);
+    }
+    // SAFETY: completed and handed back to us by the completion routine; freed once, with
+    // the timeout it referenced.
+    let status = unsafe {
+        let s = (*irp).IoStatus.u.Status;
+        IoFreeIrp(irp);
+        drop(alloc::boxed::Box::from_raw(time));
+        s
+    };
+    (
+        if timed_out { STATUS_IO_TIMEOUT } else { status },
+        timed_out,
+    )
+}
+
 /// `TDI_DISCONNECT` with `flags` (`TDI_DISCONNECT_RELEASE` or `_ABORT`), no timeout.
 pub fn disconnect(conn: &TdiObject, flags: u32) -> NTSTATUS {
     call_sync(conn, |irp, c, ctx| {

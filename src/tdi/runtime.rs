@@ -62,6 +62,9 @@ pub struct TdiConfig {
     pub schedulers: u32,
     /// `TDI_CONNECT` timeout.
     pub connect_timeout_ms: u32,
+    /// How long a graceful `TDI_DISCONNECT` may take before it is cancelled and the connection
+    /// aborted (a peer that never acknowledges our FIN must not hold a scheduler thread).
+    pub disconnect_timeout_ms: u32,
 }
 
 /// Counters of the TDI layer.
@@ -72,6 +75,10 @@ pub struct TdiStats {
     /// Accepted children that found no room on the listener's lists (kept, never freed, rather
     /// than freed with their connection object open). Expected 0: the room is reserved.
     pub accept_children_leaked: AtomicU64,
+    /// `TDI_CONNECT`s cancelled at teardown, and graceful disconnects that timed out (then
+    /// aborted).
+    pub connects_cancelled: AtomicU64,
+    pub disconnects_timed_out: AtomicU64,
     pub connects: AtomicU64,
     pub connect_port_retries: AtomicU64,
     pub sends_finished_by_submitter: AtomicU64,
@@ -829,6 +836,10 @@ fn close_objects(conn: &Arc<Conn>, graceful: bool) {
         (o.conn.take(), o.addr.take())
     };
     if let Some(c) = cobj {
+        // A connect still at the transport is cancelled and waited for first: the endpoint
+        // is not inactive while it is pending (TDI_DISASSOCIATE_ADDRESS), and whether it
+        // ends connected decides the disconnect below.
+        cancel_connect(conn);
         // A connected endpoint is always disconnected before it is disassociated
         // (TDI_DISASSOCIATE_ADDRESS is for inactive connections), including after the peer's
         // graceful close: TDI_DISCONNECT also acknowledges a disconnect indication from the
@@ -841,12 +852,20 @@ fn close_objects(conn: &Arc<Conn>, graceful: bool) {
                 && nt_success(conn.connect_status.load(Ordering::Acquire)));
         if connected && !conn.has(F_PEER_ABORTED) {
             let failed = conn.has(F_PEER_GONE) && !conn.has(F_PEER_RELEASED);
-            let flags = if graceful && !failed {
-                TDI_DISCONNECT_RELEASE
+            if graceful && !failed {
+                // Bounded: after the timeout the release is cancelled and the connection
+                // aborted.
+                let (_, timed_out) =
+                    obj::disconnect_release_bounded(&c, conn.shared.cfg.disconnect_timeout_ms);
+                if timed_out {
+                    conn.shared
+                        .stats
+                        .disconnects_timed_out
+                        .fetch_add(1, Ordering::Relaxed);
+                }
             } else {
-                TDI_DISCONNECT_ABORT
-            };
-            let _ = obj::disconnect(&c, flags);
+                let _ = obj::disconnect(&c, TDI_DISCONNECT_ABORT);
+            }
         }
         let _ = obj::disassociate(&c);
         // The handle goes first (the transport's cleanup completes what is pending); our

@@ -147,6 +147,7 @@ pub fn config(addr: u32, incarnation: u64, port: u16) -> TdiConfig {
         backlog: 4,
         schedulers: 2,
         connect_timeout_ms: 5000,
+        disconnect_timeout_ms: 3000,
     }
 }
 

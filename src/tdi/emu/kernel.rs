@@ -840,6 +840,20 @@ pub unsafe extern "system" fn IoFreeIrp(irp: *mut IRP) {
     }
 }
 
+/// `IoCancelIrp`: sets the cancel bit and, for an IRP the transport holds cancelable, has it
+/// completed with `STATUS_CANCELLED` (what its cancel routine would do). Cancelling an IRP
+/// that is no longer allocated is a violation (the caller must keep it alive across the call).
+#[no_mangle]
+pub unsafe extern "system" fn IoCancelIrp(irp: *mut IRP) -> BOOLEAN {
+    require(DISPATCH_LEVEL, "IoCancelIrp");
+    if !lock(&IRPS).contains_key(&(irp as usize)) {
+        violation("IoCancelIrp on an IRP that is not allocated (freed already?)");
+    }
+    // SAFETY: a live IRP (checked above; the caller keeps it alive across the call).
+    unsafe { (*irp).Cancel = TRUE };
+    BOOLEAN::from(tcp::cancel(irp))
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS) {
     require(DISPATCH_LEVEL, "IoReuseIrp");

@@ -71,6 +71,10 @@ pub struct Stats {
     /// Bytes written to and read from the real sockets.
     pub bytes_sent: AtomicU64,
     pub bytes_received: AtomicU64,
+    /// Requests held pending by `hold_connects` / `deaf_peers`, and IRPs the transport
+    /// completed because the client cancelled them (`IoCancelIrp`).
+    pub held: AtomicU64,
+    pub cancelled: AtomicU64,
 }
 
 static STATS: std::sync::LazyLock<Stats> = std::sync::LazyLock::new(Stats::default);
@@ -168,6 +172,19 @@ pub fn fail_dispatch_allocations(n: u32) {
 /// DISPATCH_LEVEL allocations failed on purpose so far (process-wide).
 pub fn failed_dispatch_allocations() -> u64 {
     kernel::FAILED_DISPATCH_ALLOCS.load(Ordering::Relaxed)
+}
+
+/// While set, `TDI_CONNECT`s stay pending as if to a host that never answers, until the
+/// client cancels them (`IoCancelIrp`), closes the connection object, or aborts.
+pub fn hold_connects(on: bool) {
+    tcp::HOLD_CONNECTS.store(on, Ordering::SeqCst);
+}
+
+/// While set, graceful `TDI_DISCONNECT`s stay pending as if the peer never acknowledged the
+/// FIN, until the client cancels them (`IoCancelIrp`), aborts the connection
+/// (`TDI_DISCONNECT_ABORT`) or closes the connection object.
+pub fn deaf_peers(on: bool) {
+    tcp::DEAF_PEERS.store(on, Ordering::SeqCst);
 }
 
 /// Simple xorshift64* generator used by the emulation.

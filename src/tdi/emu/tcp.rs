@@ -178,6 +178,12 @@ struct ConnSt {
     failed: bool,
     /// Connected by a `TDI_CONNECT` whose IRP has not been completed to the client yet.
     connecting: bool,
+    /// `TDI_CONNECT`s to a host that does not answer (`emu::hold_connects`): pending until
+    /// cancelled, aborted or cleaned up.
+    held_connects: Vec<usize>,
+    /// Graceful `TDI_DISCONNECT`s whose FIN the peer never acknowledges (`emu::deaf_peers`):
+    /// pending until cancelled, aborted or cleaned up.
+    held_fins: Vec<usize>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -401,6 +407,13 @@ pub fn dispatch(irp: *mut IRP) -> NTSTATUS {
         (TDI_DISASSOCIATE_ADDRESS, Endpoint::Conn(c)) => {
             {
                 let st = lock(&c.st);
+                if !st.held_connects.is_empty() {
+                    violation(
+                        "TDI_DISASSOCIATE_ADDRESS with a TDI_CONNECT still pending: the \
+                         endpoint is not inactive (TDI_DISASSOCIATE_ADDRESS); cancel the connect \
+                         (IoCancelIrp) and wait for it first",
+                    );
+                }
                 if st.stream.is_some()
                     && !st.abort
                     && !st.failed
@@ -490,6 +503,11 @@ pub fn dispatch(irp: *mut IRP) -> NTSTATUS {
                 return finish(&mut lock(&c.rng), irp, STATUS_SUCCESS, 0);
             }
             mark_pending(irp);
+            if DEAF_PEERS.load(Ordering::SeqCst) {
+                st.held_fins.push(irp as usize);
+                bump(&stats().held);
+                return STATUS_PENDING;
+            }
             st.sendq.push_back(SendItem::Fin(irp as usize));
             c.cv.notify_all();
             STATUS_PENDING
@@ -528,7 +546,40 @@ fn set_handler(a: &Arc<AddrEp>, ty: i32, handler: usize, ctx: usize) -> NTSTATUS
     STATUS_SUCCESS
 }
 
+/// `emu::hold_connects`.
+pub(crate) static HOLD_CONNECTS: AtomicBool = AtomicBool::new(false);
+/// `emu::deaf_peers`.
+pub(crate) static DEAF_PEERS: AtomicBool = AtomicBool::new(false);
+
+/// `IoCancelIrp` for the IRPs this transport holds cancelable (connects and FINs held by the
+/// knobs above): completes it with `STATUS_CANCELLED`. False if it is not one of them.
+pub(crate) fn cancel(irp: *mut IRP) -> bool {
+    let all: Vec<Arc<ConnEp>> = lock(&CONNS).iter().filter_map(Weak::upgrade).collect();
+    for c in all {
+        let found = {
+            let mut st = lock(&c.st);
+            let i = irp as usize;
+            let before = st.held_connects.len() + st.held_fins.len();
+            st.held_connects.retain(|&x| x != i);
+            st.held_fins.retain(|&x| x != i);
+            before != st.held_connects.len() + st.held_fins.len()
+        };
+        if found {
+            bump(&stats().cancelled);
+            complete_irp(irp, STATUS_CANCELLED, 0);
+            return true;
+        }
+    }
+    false
+}
+
 fn connect(c: Arc<ConnEp>, irp: *mut IRP, sp: *mut IO_STACK_LOCATION) -> NTSTATUS {
+    if HOLD_CONNECTS.load(Ordering::SeqCst) {
+        mark_pending(irp);
+        lock(&c.st).held_connects.push(irp as usize);
+        bump(&stats().held);
+        return STATUS_PENDING;
+    }
     let addr = lock(&c.addr).clone();
     let mut rng = lock(&c.rng).clone();
     let _ = lock(&c.rng).next();
@@ -1314,6 +1365,8 @@ fn abort(c: &Arc<ConnEp>, indicate_client: bool) {
         }
         st.abort = true;
         let mut irps: Vec<usize> = st.recv_irps.drain(..).collect();
+        irps.append(&mut st.held_fins);
+        irps.append(&mut st.held_connects);
         for item in st.sendq.drain(..) {
             if let SendItem::Irp(i) | SendItem::Fin(i) = item {
                 irps.push(i);
@@ -1406,6 +1459,8 @@ pub unsafe fn cleanup(f: *mut FILE_OBJECT) {
             let irps: Vec<usize> = {
                 let mut st = lock(&c.st);
                 let mut v: Vec<usize> = st.recv_irps.drain(..).collect();
+                v.append(&mut st.held_fins);
+                v.append(&mut st.held_connects);
                 for item in st.sendq.drain(..) {
                     if let SendItem::Irp(i) | SendItem::Fin(i) = item {
                         v.push(i);
