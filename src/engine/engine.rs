@@ -67,6 +67,9 @@ pub struct Engine<P: TxPayload, S: RxSink> {
     corrupt_next_csum: bool,
     /// Spare transmission boxes (one allocation and free per message less).
     tx_pool: TxPool<P>,
+    /// Zero-copy sends an ACK completed, finalized once the peer is no longer borrowed; kept
+    /// empty between calls so its buffer is reused (no allocation per ACK).
+    acked: Vec<Box<Tx<P>>>,
     pub stats: Stats,
 }
 
@@ -89,6 +92,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             shutting_down: false,
             corrupt_next_csum: corrupt,
             tx_pool: TxPool::default(),
+            acked: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -1077,7 +1081,8 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
             p.last_keepalive = now;
         }
         self.stats.keepalives_sent = self.stats.keepalives_sent.wrapping_add(1);
-        self.queue_on_conn(cid, Box::new(Tx::new_noop(KEEPALIVE_PING_COOKIE)));
+        let ka = Tx::boxed_noop(&mut self.tx_pool, KEEPALIVE_PING_COOKIE);
+        self.queue_on_conn(cid, ka);
     }
 
     /// Closes `conn`: the runtime is told, the peer forgets it, waiting ZC sends on it fail.
@@ -1662,25 +1667,34 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         }
         let Some(pid) = c.peer else { return false };
         let mut matched = 0u64;
-        let mut done: Vec<Box<Tx<P>>> = Vec::new();
-        if let Some(peer) = self.peers.get_mut(&pid) {
-            let (hit, keep): (Vec<ZcWait<P>>, Vec<ZcWait<P>>) =
-                peer.zc_wait.drain(..).partition(|w| acks.covers(w.cookie));
-            peer.zc_wait = keep;
-            for w in hit {
-                matched = matched.saturating_add(1);
-                done.push(w.tx);
+        let mut done = core::mem::take(&mut self.acked);
+        let Self {
+            peers,
+            conns,
+            stats,
+            ..
+        } = self;
+        if let Some(peer) = peers.get_mut(&pid) {
+            // In place, keeping the order of the others (no partition into new vectors).
+            let mut i = 0;
+            while let Some(w) = peer.zc_wait.get(i) {
+                if acks.covers(w.cookie) {
+                    let w = peer.zc_wait.remove(i);
+                    matched = matched.saturating_add(1);
+                    done.push(w.tx);
+                } else {
+                    i = i.saturating_add(1);
+                }
             }
             // ACKs for sends already failed by a connection close (`Peer::aborted_cookies`).
             let before = peer.aborted_cookies.len();
             peer.aborted_cookies.retain(|c| !acks.covers(*c));
             let stale = before.saturating_sub(peer.aborted_cookies.len()) as u64;
             matched = matched.saturating_add(stale);
-            self.stats.zc_acks_stale = self.stats.zc_acks_stale.wrapping_add(stale);
+            stats.zc_acks_stale = stats.zc_acks_stale.wrapping_add(stale);
             // ACKs may overtake the runtime's write confirmation.
-            let conn_ids = peer.conns.clone();
-            for cid in conn_ids {
-                if let Some(c) = self.conns.get_mut(&cid) {
+            for cid in &peer.conns {
+                if let Some(c) = conns.get_mut(cid) {
                     for t in
                         c.tx.q
                             .iter_mut()
@@ -1690,18 +1704,18 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                             t.acked = true;
                             matched = matched.saturating_add(1);
                             // Received all the same (the commit finalizes it without waiting).
-                            self.stats.zc_acks_received =
-                                self.stats.zc_acks_received.wrapping_add(1);
+                            stats.zc_acks_received = stats.zc_acks_received.wrapping_add(1);
                         }
                     }
                 }
             }
         }
-        for tx in done {
+        for tx in done.drain(..) {
             self.stats.zc_waiting = self.stats.zc_waiting.wrapping_sub(1);
             self.stats.zc_acks_received = self.stats.zc_acks_received.wrapping_add(1);
             self.finalize_tx(tx, Ok(()));
         }
+        self.acked = done;
         if matched < expected {
             // Unknown cookie: close this connection and its siblings (same peer, same IP).
             let ip = self.conns.get(&conn).map(|c| c.addrs.peer_ip);
@@ -1751,7 +1765,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
                     let deadline = now.plus_secs(self.cfg.sock_timeout);
                     if let Some(p) = self.peers.get_mut(&pid) {
                         p.parked.push_back(Parked {
-                            tx: Box::new(Tx::new_noop(cookie)),
+                            tx: Tx::boxed_noop(&mut self.tx_pool, cookie),
                             deadline,
                             origin: Some(conn),
                         });
@@ -1786,7 +1800,7 @@ impl<P: TxPayload, S: RxSink> Engine<P, S> {
         };
         let was_empty = c.tx.is_empty();
         let before = c.tx.q.len();
-        let new_noop = c.tx.queue_zc_ack(cookie, style, proto);
+        let new_noop = c.tx.queue_zc_ack(cookie, style, proto, &mut self.tx_pool);
         if new_noop || c.tx.q.len() > before {
             self.stats.zc_acks_noop = self.stats.zc_acks_noop.wrapping_add(1);
         } else {
