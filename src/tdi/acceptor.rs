@@ -273,6 +273,17 @@ impl Listener {
 /// # Safety
 /// Started by `TdiRuntime::start` with a `ThreadArg` that outlives the thread.
 pub unsafe extern "system" fn acceptor_main(context: *mut c_void) {
+    // SAFETY: as for this routine.
+    unsafe { acceptor_thread(context) };
+    // The body's values (the listener reference) are all dropped: the thread ends itself.
+    obj::terminate_system_thread();
+}
+
+/// The acceptor thread's body (everything it owns lives and dies in here).
+///
+/// # Safety
+/// As for [`acceptor_main`].
+unsafe fn acceptor_thread(context: *mut c_void) {
     // SAFETY: the ThreadArg boxed by `TdiRuntime::start`, freed only after this thread ended.
     let arg = unsafe { &*(context as *const ThreadArg) };
     let shared = &arg.shared;

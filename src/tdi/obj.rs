@@ -417,6 +417,24 @@ pub fn query_address(obj: &TdiObject) -> Result<(u32, u16), NTSTATUS> {
         .ok_or(STATUS_INVALID_ADDRESS)
 }
 
+/// Ends the calling system thread with `PsTerminateSystemThread`, which is how a thread
+/// created with `PsCreateSystemThread` terminates itself (the routine's page). PASSIVE_LEVEL.
+///
+/// Call it as the last statement of a start routine whose body ran in a function of its own,
+/// so that every value the thread owned has been dropped when the body returned: in the kernel
+/// the call does not return, and a value still alive in the caller's frame would never be
+/// dropped (its destructor skipped, its memory and references leaked). The emulation cannot
+/// end a Rust thread from the inside soundly (`pthread_exit` would force-unwind through
+/// frames with destructors), so its `PsTerminateSystemThread` records the termination, checks
+/// that no kernel routine is called afterwards, and returns; the start routine then returns to
+/// the emulation's thread trampoline, which checks that the thread did terminate itself. With
+/// nothing owned left and nothing after the call, both worlds run exactly the same driver
+/// code.
+pub fn terminate_system_thread() {
+    // SAFETY: PASSIVE_LEVEL, on a system thread of ours; nothing of the caller's is left to drop.
+    unsafe { PsTerminateSystemThread(STATUS_SUCCESS) };
+}
+
 /// A system thread started with `PsCreateSystemThread`.
 pub struct SysThread(HANDLE);
 

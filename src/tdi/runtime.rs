@@ -923,6 +923,17 @@ pub fn discard(conn: &Arc<Conn>) {
 // Scheduler
 
 unsafe extern "system" fn scheduler_main(context: *mut c_void) {
+    // SAFETY: as for this routine.
+    unsafe { scheduler_thread(context) };
+    // The body's values are all dropped: the thread ends itself.
+    obj::terminate_system_thread();
+}
+
+/// The scheduler thread's body (everything it owns lives and dies in here).
+///
+/// # Safety
+/// `context` is the `ThreadArg` boxed by `start`, freed only after this thread is joined.
+unsafe fn scheduler_thread(context: *mut c_void) {
     // SAFETY: the ThreadArg boxed by `start`, freed only after this thread is joined.
     let arg = unsafe { &*(context as *const ThreadArg) };
     // One scheduler per CPU: scheduler i runs on processor i of group 0 (modulo the active
@@ -975,6 +986,17 @@ fn scheduler_loop(arg: &ThreadArg) {
 const REAPER_PERIOD_MS: u32 = 50;
 
 unsafe extern "system" fn reaper_main(context: *mut c_void) {
+    // SAFETY: as for this routine.
+    unsafe { reaper_thread(context) };
+    // The body's values are all dropped: the thread ends itself.
+    obj::terminate_system_thread();
+}
+
+/// The reaper thread's body.
+///
+/// # Safety
+/// `context` is the `ThreadArg` boxed by `start`, freed only after this thread is joined.
+unsafe fn reaper_thread(context: *mut c_void) {
     // SAFETY: the ThreadArg boxed by `start`, freed only after this thread is joined.
     let arg = unsafe { &*(context as *const ThreadArg) };
     let shared = &arg.shared;

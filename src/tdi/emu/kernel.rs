@@ -19,6 +19,11 @@ use super::tcp;
 
 thread_local! {
     static IRQL: Cell<u8> = const { Cell::new(PASSIVE_LEVEL) };
+    /// This thread was created by `PsCreateSystemThread`.
+    static SYSTEM_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// This system thread called `PsTerminateSystemThread` (which does not return in the
+    /// kernel: no kernel routine may be called after it).
+    static TERMINATED: Cell<bool> = const { Cell::new(false) };
     static THREAD_ID: usize = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
 }
 static NEXT_THREAD_ID: AtomicUsize = AtomicUsize::new(1);
@@ -41,6 +46,20 @@ pub fn violation(msg: &str) -> ! {
     panic!("{text}");
 }
 
+/// Reports a violation where a panic would not stop the test (a plain Rust frame whose panic
+/// would be swallowed): records it, prints it and aborts the process.
+fn fatal_violation(msg: &str) -> ! {
+    let text = format!("tdi-emu: {msg} (Driver Verifier stand-in)");
+    {
+        let mut v = lock(&VIOLATION);
+        if v.is_none() {
+            *v = Some(text.clone());
+        }
+    }
+    eprintln!("{text}");
+    std::process::abort();
+}
+
 /// The current thread's IRQL.
 pub fn irql() -> KIRQL {
     IRQL.with(|c| c.get())
@@ -54,8 +73,15 @@ fn thread_id() -> usize {
     THREAD_ID.with(|t| *t)
 }
 
-/// Checks that the caller runs at IRQL <= `max`.
+/// Checks that the caller runs at IRQL <= `max` (and, on a system thread, that it has not
+/// terminated itself).
 pub fn require(max: KIRQL, what: &str) {
+    if TERMINATED.with(|t| t.get()) {
+        violation(&format!(
+            "{what} called after PsTerminateSystemThread (which does not return: the thread \
+             is gone)"
+        ));
+    }
     let now = irql();
     if now > max {
         violation(&format!(
@@ -690,8 +716,17 @@ pub unsafe extern "system" fn PsCreateSystemThread(
         .spawn(move || {
             let s = start;
             set_irql(PASSIVE_LEVEL);
+            SYSTEM_THREAD.with(|t| t.set(true));
             // SAFETY: the driver's start routine with its context, as PsCreateSystemThread does.
             unsafe { (s.routine)(s.ctx as *mut c_void) };
+            if !TERMINATED.with(|t| t.replace(false)) {
+                // Not a panic: this thread is not inside an `extern "system"` frame, so a panic
+                // would only end it and leave its joiner waiting for good.
+                fatal_violation(
+                    "system thread ended by returning from its start routine: it must terminate \
+                     itself with PsTerminateSystemThread (PsCreateSystemThread)",
+                );
+            }
             if irql() != PASSIVE_LEVEL {
                 violation("system thread returned above PASSIVE_LEVEL");
             }
@@ -706,9 +741,20 @@ pub unsafe extern "system" fn PsCreateSystemThread(
     STATUS_SUCCESS
 }
 
+/// `PsTerminateSystemThread`. A Rust thread cannot be ended from the inside soundly
+/// (`pthread_exit` force-unwinds through frames with destructors, std's thread frame among
+/// them), so the termination is recorded and the call returns; from then on any kernel routine
+/// called on this thread is a violation (in the kernel the thread no longer exists), and the
+/// trampoline in `PsCreateSystemThread` ends the thread when the start routine returns. The
+/// driver calls it last, with nothing left to drop (`obj::terminate_system_thread`).
 #[no_mangle]
 pub extern "system" fn PsTerminateSystemThread(_status: NTSTATUS) -> NTSTATUS {
-    violation("PsTerminateSystemThread is not modelled: return from the start routine instead");
+    require(PASSIVE_LEVEL, "PsTerminateSystemThread");
+    if !SYSTEM_THREAD.with(|t| t.get()) {
+        violation("PsTerminateSystemThread on a thread not created by PsCreateSystemThread");
+    }
+    TERMINATED.with(|t| t.set(true));
+    STATUS_SUCCESS
 }
 
 // ------------------------------------------------------------------------------------------------
