@@ -1183,25 +1183,7 @@ fn td_run(
     if failed > 0 {
         return Err(format!("tdinal: {failed} of {count} PUTs failed"));
     }
-    // Quiet down: every PUT received, every send finalized (ZC-ACKs in).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got: u64 = set.peers.iter().map(|p| p.puts_received().count).sum();
-        let open: u64 = set
-            .all()
-            .map(|n| n.shared.lock().engine.stats.tx_msgs_open())
-            .sum();
-        if got >= before + count && open == 0 {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "tdinal: after the run, {} of {count} PUTs received, {open} sends open",
-                got - before
-            ));
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    quiet_down(set, before, count)?;
     Ok(elapsed)
 }
 
