@@ -555,11 +555,13 @@ mod tests {
         assert_eq!(cookies(&ka), vec![(true, [0, 9])]);
     }
 
-    #[test]
-    fn v2_checksum_covers_everything_and_matches_the_spec_example() {
-        // Spec A.4: a NOOP acknowledging cookie 5 carries CRC 0x7FBB3464 on V2.
-        let mut q: TxQueue<Vec<u8>> = TxQueue::default();
-        q.push_back(Box::new(Tx::new_noop(5)), &PROTO_V2);
+    /// Spec A.4: a V2 NOOP acknowledging cookie 5, checksummed (CRC 0x7FBB3464).
+    const SPEC_A4_NOOP_ACK_5: [u8; 24] = [
+        0xc0, 0, 0, 0, 0x64, 0x34, 0xbb, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0,
+    ];
+
+    /// Frames everything queued under V2 with checksums and returns the bytes lent.
+    fn v2_csum_bytes(q: &mut TxQueue<Vec<u8>>) -> Vec<u8> {
         let mut corrupt = false;
         let mut out: [&[u8]; 4] = [&[]; 4];
         let how = Framing {
@@ -569,14 +571,14 @@ mod tests {
             corrupt: &mut corrupt,
         };
         let n = q.slices(how, usize::MAX, |_| {}, &mut out);
-        let bytes: Vec<u8> = out[..n].concat();
-        assert_eq!(
-            bytes,
-            [
-                0xc0, 0, 0, 0, 0x64, 0x34, 0xbb, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0,
-                0
-            ]
-        );
+        out[..n].concat()
+    }
+
+    #[test]
+    fn v2_checksum_covers_everything_and_matches_the_spec_example() {
+        let mut q: TxQueue<Vec<u8>> = TxQueue::default();
+        q.push_back(Box::new(Tx::new_noop(5)), &PROTO_V2);
+        assert_eq!(v2_csum_bytes(&mut q), SPEC_A4_NOOP_ACK_5);
     }
 
     #[test]
@@ -586,18 +588,7 @@ mod tests {
         let mut q: TxQueue<Vec<u8>> = TxQueue::default();
         q.push_lnet(lnet(1, 10), &PROTO_V2);
         assert!(!q.queue_zc_ack(3, ZcAckStyle::Piggyback, &PROTO_V2, &mut pool));
-        let mut corrupt = false;
-        let mut out: [&[u8]; 4] = [&[]; 4];
-        let how = Framing {
-            proto: &PROTO_V2,
-            endian: Endian::Little,
-            csum: true,
-            corrupt: &mut corrupt,
-        };
-        let len = {
-            let n = q.slices(how, usize::MAX, |_| {}, &mut out);
-            out[..n].iter().map(|s| s.len()).sum::<usize>()
-        };
+        let len = v2_csum_bytes(&mut q).len();
         let mut spent = Vec::new();
         assert_eq!(q.commit(len, &mut |t| spent.push(t)), len);
         assert_eq!(spent.len(), 1);
@@ -605,23 +596,7 @@ mod tests {
         // The next ACK without a carrier takes that box: the NOOP of spec A.4, byte for byte.
         assert!(q.queue_zc_ack(5, ZcAckStyle::Piggyback, &PROTO_V2, &mut pool));
         assert!(pool.spare.is_empty(), "the spare box was used");
-        let mut corrupt = false;
-        let how = Framing {
-            proto: &PROTO_V2,
-            endian: Endian::Little,
-            csum: true,
-            corrupt: &mut corrupt,
-        };
-        let mut out: [&[u8]; 4] = [&[]; 4];
-        let n = q.slices(how, usize::MAX, |_| {}, &mut out);
-        let bytes: Vec<u8> = out[..n].concat();
-        assert_eq!(
-            bytes,
-            [
-                0xc0, 0, 0, 0, 0x64, 0x34, 0xbb, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0,
-                0
-            ]
-        );
+        assert_eq!(v2_csum_bytes(&mut q), SPEC_A4_NOOP_ACK_5);
     }
 
     #[test]

@@ -4,14 +4,8 @@
 //! anything else is a binary search and a shift of the shorter side. Its buffer is kept, so in
 //! the steady state nothing is allocated — a `BTreeMap` with tens of entries allocates a node
 //! whenever a leaf splits and frees one when leaves merge.
-#![forbid(unsafe_code)]
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
+//!
+//! Its lints (no `unsafe`, no unwrap, indexing or unchecked arithmetic) are `lnet`'s, inherited.
 
 use alloc::collections::VecDeque;
 
